@@ -1,0 +1,35 @@
+# One-command entry points. `make test` and `make study` set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+
+.PHONY: setup test lint study bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m avmodels.tools link-ffmpeg $(BIN)
+	touch $@
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules
+	cd . && PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint --cores 1
+
+test: lint
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q
+
+study: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) all
+
+bench: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf results/*/ .snakemake logs
