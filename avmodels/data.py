@@ -1,0 +1,65 @@
+"""Dataset lists, clip records and manifests; the Dataset reading preprocessed clips.
+
+The list parsing lives in :mod:`avmodels.lists` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+from avmodels.lists import (
+    CLASSES,
+    EXCLUSION_COLUMNS,
+    LIST_SOURCES,
+    SPLITS,
+    ClipRecord,
+    Exclusion,
+    ListChecksumError,
+    ListFormatError,
+    class_names,
+    fetch_list,
+    label_index,
+    num_classes,
+    read_exclusions,
+    read_records,
+    records_for,
+    records_with_exclusions,
+    sha256_file,
+    verify_sha256,
+    write_exclusions,
+    write_records,
+)
+
+__all__ = [
+    "CLASSES",
+    "EXCLUSION_COLUMNS",
+    "LIST_SOURCES",
+    "MANIFEST_COLUMNS",
+    "SPLITS",
+    "ClipRecord",
+    "Exclusion",
+    "ListChecksumError",
+    "ListFormatError",
+    "class_names",
+    "fetch_list",
+    "label_index",
+    "num_classes",
+    "read_exclusions",
+    "read_records",
+    "records_for",
+    "records_with_exclusions",
+    "sha256_file",
+    "verify_sha256",
+    "write_exclusions",
+    "write_records",
+]
+
+MANIFEST_COLUMNS = [
+    "clip_id",
+    "dataset",
+    "label",
+    "label_index",
+    "split",
+    "clip_dir",
+    "duration",
+    "num_samples",
+    "num_frames",
+]

@@ -1,0 +1,616 @@
+"""Public dataset lists: checksummed download, parsers, and clip records.
+
+Datasets (Tian & Xu, CVPR 2021, arXiv:2104.02000, Sec. 4.1) and their lists:
+
+- MUSIC (Zhao et al., ECCV 2018, arXiv:1804.03160): ``MUSIC_solo_videos.json``.
+- AVE (Tian et al., ECCV 2018, arXiv:1803.08842): ``Annotations.txt``, one
+  ``Category&VideoID&Quality&StartTime&EndTime`` row per annotated event.
+- Kinetics-Sounds (Arandjelovic & Zisserman, ICCV 2017, arXiv:1705.08168): 27 classes of
+  Kinetics-400 (Kay et al., arXiv:1705.06950), whose annotation CSVs give the 10 s segments.
+- The paper's splits: ``/class/ID.wav,/class/ID.mp4,NUM_FRAMES`` rows, no header.
+
+Duplicate rule (:func:`records_with_exclusions`): the split files are read in the priority
+order test > val > train and a YouTube ID is kept only at its first occurrence, so an ID that
+is in several splits stays in the highest-priority one (a test clip never reaches training)
+and an ID repeated within a split is kept once. Every dropped row becomes an
+:class:`Exclusion` saying where the ID was kept.
+
+Times: MUSIC records are whole videos (``start = end = None``). AVE records take the event
+interval of the ID's first ``Annotations.txt`` row of the split's class (else its first row);
+these seconds are relative to the 10 s AVE video, not to the full YouTube upload. Kinetics-Sounds
+records take ``time_start``/``time_end`` of the ID's first annotation row with the split's label
+(else its first row), searching every ``annotations*`` file in the order given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path, PurePosixPath
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+SPLIT_PRIORITY = ("test", "val", "train")  # the duplicate rule keeps an ID in the first of these
+
+# Class index order of the paper's code.
+CLASSES: dict[str, tuple[str, ...]] = {
+    "music": (
+        "flute", "acoustic_guitar", "accordion", "xylophone", "erhu", "tuba", "saxophone",
+        "cello", "violin", "clarinet", "trumpet",
+    ),
+    "ave": (
+        "Church_bell", "Male_speech", "Bark", "airplane", "Race_car", "Female_speech",
+        "Helicopter", "Violin", "Flute", "Ukulele", "Frying", "Truck", "Shofar", "Motorcycle",
+        "Chainsaw", "Acoustic_guitar", "Train_horn", "Clock", "Banjo", "Goat", "Baby_cry", "Bus",
+        "Cat", "Horse", "Toilet_flush", "Rodents", "Accordion", "Mandolin",
+    ),
+    "kinetics_sounds": (
+        "laughing", "playing_clarinet", "singing", "playing_harmonica", "playing_keyboard",
+        "playing_xylophone", "playing_bass_guitar", "tapping_guitar", "playing_drums",
+        "playing_piano", "ripping_paper", "playing_saxophone", "tickling", "playing_trumpet",
+        "tapping_pen", "playing_organ", "tap_dancing", "playing_accordion", "blowing_nose",
+        "shuffling_cards", "playing_guitar", "playing_trombone", "playing_bagpipes",
+        "shoveling_snow", "bowling", "playing_violin", "chopping_wood",
+    ),
+}  # fmt: skip
+
+# AVE ``Annotations.txt`` category -> class name used by the split CSVs.
+AVE_CATEGORIES: dict[str, str] = {
+    "Church bell": "Church_bell", "Male speech, man speaking": "Male_speech", "Bark": "Bark",
+    "Fixed-wing aircraft, airplane": "airplane", "Race car, auto racing": "Race_car",
+    "Female speech, woman speaking": "Female_speech", "Helicopter": "Helicopter",
+    "Violin, fiddle": "Violin", "Flute": "Flute", "Ukulele": "Ukulele", "Frying (food)": "Frying",
+    "Truck": "Truck", "Shofar": "Shofar", "Motorcycle": "Motorcycle", "Chainsaw": "Chainsaw",
+    "Acoustic guitar": "Acoustic_guitar", "Train horn": "Train_horn", "Clock": "Clock",
+    "Banjo": "Banjo", "Goat": "Goat", "Baby cry, infant cry": "Baby_cry", "Bus": "Bus",
+    "Cat": "Cat", "Horse": "Horse", "Toilet flush": "Toilet_flush",
+    "Rodents, rats, mice": "Rodents", "Accordion": "Accordion", "Mandolin": "Mandolin",
+}  # fmt: skip
+
+NOT_IN_MUSIC = "not in MUSIC solo list"
+NOT_IN_AVE = "not in AVE annotations"
+EMPTY_AVE_EVENT = "empty event in AVE annotations (start >= end)"
+NOT_IN_KINETICS = "not in Kinetics annotations"
+RECORD_COLUMNS = ["clip_id", "dataset", "label", "youtube_id", "start", "end", "split"]
+EXCLUSION_COLUMNS = ["clip_id", "dataset", "split", "reason"]
+_ID = re.compile(r"[A-Za-z0-9_-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class ListSource:
+    """Where a list is published and the sha256 of the published bytes (None: not pinned)."""
+
+    url: str
+    sha256: str | None
+
+
+_PAPER = "https://raw.githubusercontent.com/YapengTian/AV-Robustness-CVPR21/master/data/"
+_K400 = "https://s3.amazonaws.com/kinetics/400/annotations/"
+# Kinetics-400 annotation CSVs are not pinned here: a study config must pin their sha256.
+LIST_SOURCES: dict[str, dict[str, ListSource]] = {
+    "music": {
+        "videos": ListSource(
+            "https://raw.githubusercontent.com/roudimit/MUSIC_dataset/master/MUSIC_solo_videos.json",
+            "cddd3e9544cac4b5e5ebd55c2707bad0eb6ad29ebff571afb70a5545d4740304",
+        ),
+        "train": ListSource(
+            _PAPER + "train.csv", "4550f6ade37edf7c2ab09ee08c6f4a96d2a3a5ed6a71ca23b75b4f17f3ead376"
+        ),
+        "val": ListSource(
+            _PAPER + "val.csv", "d48818865e2e404b47019aeadfb0eeeb3473bab0bc6af71aad5c7b67b80bd7f7"
+        ),
+        "test": ListSource(
+            _PAPER + "test.csv", "d136c98485c81bf506721810668d7b1a8d2b580498f4b4213e4d6df19d343e48"
+        ),
+    },
+    "ave": {
+        "annotations": ListSource(
+            "https://raw.githubusercontent.com/YapengTian/AVE-ECCV18/master/data/Annotations.txt",
+            "0d24a9ec5cd4ceb779ebd83d74e83ec8e55c5e468cede3f320fb57346c9dd321",
+        ),
+        "train": ListSource(
+            _PAPER + "train_AVE.csv",
+            "b0eb7eb25122cd2f58dc1bcfb623f154068fdedc9731de74a42763b41a9cdc15",
+        ),
+        "val": ListSource(
+            _PAPER + "val_AVE.csv",
+            "f14d61620793eabfde278bc70d2a7fadb19bd3eb67f0d2b9923009727f560dec",
+        ),
+        "test": ListSource(
+            _PAPER + "test_AVE.csv",
+            "86ed9de5c4ac2c0b19ab4a45e7155263ecffc5b2cdbfee7152c52ab0b7c0ac8f",
+        ),
+    },
+    "kinetics_sounds": {
+        "train": ListSource(
+            _PAPER + "train_kinetics.csv",
+            "75b45603be528978bc77fe083883c234bca0f2631727af817d91246696bd3658",
+        ),
+        "val": ListSource(
+            _PAPER + "val_kinetics.csv",
+            "d92154574b4c1f387ec192ff071e656c1048daa73d3e595da2efa963396ccd34",
+        ),
+        "test": ListSource(
+            _PAPER + "test_kinetics.csv",
+            "9250ca318a90d907dfa558520209f35cfcaf97ca3489efbeaaca9a970e7fc2f3",
+        ),
+        "annotations_train": ListSource(_K400 + "train.csv", None),
+        "annotations_val": ListSource(_K400 + "val.csv", None),
+        "annotations_test": ListSource(_K400 + "test.csv", None),
+    },
+}
+
+
+class ListChecksumError(ValueError):
+    """A list file's sha256 differs from the pinned digest."""
+
+    def __init__(self, name: str, actual: str, expected: str) -> None:
+        self.name, self.actual, self.expected = name, actual, expected
+        super().__init__(f"{name}: sha256 {actual} != expected {expected}")
+
+
+class ListFormatError(ValueError):
+    """A list file does not follow its published format."""
+
+
+# ---------------------------------------------------------------- checksums and download
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_digest(name: str, actual: str, expected: str | None) -> None:
+    if expected is None:
+        logger.warning("%s: no sha256 pinned, not verified (sha256 %s)", name, actual)
+        return
+    if not _SHA256.fullmatch(expected.lower()):
+        raise ValueError(f"{name}: expected sha256 is not 64 hex digits: {expected!r}")
+    if actual != expected.lower():
+        raise ListChecksumError(name, actual, expected.lower())
+
+
+def verify_sha256(path: str | Path, expected: str | None) -> None:
+    """Raise :class:`ListChecksumError` unless ``path`` has the sha256 ``expected``.
+
+    ``expected=None`` means "not pinned": the file is accepted with a logged warning.
+    """
+    _check_digest(str(path), sha256_file(path), expected)
+
+
+def fetch_list(url: str, dest: str | Path, sha256: str | None, timeout: float = 60.0) -> Path:
+    """Download ``url`` (http, https or file) to ``dest``, verifying ``sha256`` first.
+
+    The bytes go to a temporary file beside ``dest`` that is renamed onto ``dest`` only
+    after the digest matched, so ``dest`` is either absent/unchanged or complete and verified.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https", "file"):
+        raise ValueError(f"{url}: unsupported URL scheme {scheme!r} (http, https, file)")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        _check_digest(f"{url} -> {dest}", digest.hexdigest(), sha256)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    logger.info("fetched %s -> %s", url, dest)
+    return dest
+
+
+# ---------------------------------------------------------------- parsers (raw rows)
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    """One row of a paper split CSV: ``/label/youtube_id.wav,/label/youtube_id.mp4,frames``."""
+
+    label: str
+    youtube_id: str
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class AveAnnotation:
+    """One ``Annotations.txt`` row; times in seconds within the 10 s AVE video."""
+
+    category: str
+    youtube_id: str
+    quality: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class KineticsAnnotation:
+    """One Kinetics annotation row; ``label`` is None in files without a label column."""
+
+    label: str | None
+    youtube_id: str
+    start: float
+    end: float
+    split: str
+
+
+def _split_path(text: str, suffix: str, where: str) -> tuple[str, str]:
+    path = PurePosixPath(text.strip())
+    if path.suffix != suffix or len(path.parts) < 2 or not _ID.fullmatch(path.stem):
+        raise ListFormatError(f"{where}: expected /class/ID{suffix}, got {text!r}")
+    return path.parent.name, path.stem
+
+
+def read_split_csv(path: str | Path) -> list[SplitRow]:
+    """Rows of a paper split CSV in file order (duplicates kept)."""
+    rows = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for n, fields_ in enumerate(csv.reader(f), start=1):
+            if not fields_:
+                continue
+            where = f"{path}:{n}"
+            if len(fields_) != 3 or not fields_[2].strip().isdigit():
+                raise ListFormatError(f"{where}: expected wav,mp4,num_frames, got {fields_}")
+            wav = _split_path(fields_[0], ".wav", where)
+            if _split_path(fields_[1], ".mp4", where) != wav:
+                raise ListFormatError(f"{where}: wav and mp4 name different clips")
+            rows.append(SplitRow(wav[0], wav[1], int(fields_[2])))
+    return rows
+
+
+def read_music_videos(path: str | Path) -> dict[str, list[str]]:
+    """``{class: [youtube_id, ...]}`` from ``MUSIC_solo_videos.json``."""
+    with open(path, encoding="utf-8") as f:
+        videos = json.load(f).get("videos")
+    if not isinstance(videos, dict):
+        raise ListFormatError(f"{path}: no 'videos' object")
+    return {str(k): [str(i) for i in v] for k, v in videos.items()}
+
+
+def read_ave_annotations(path: str | Path) -> list[AveAnnotation]:
+    """Rows of AVE ``Annotations.txt`` in file order; skips a ``Category&VideoID&...`` header."""
+    rows = []
+    with open(path, encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, start=1):
+            parts = line.rstrip("\r\n").split("&")
+            if not line.strip() or (n == 1 and parts[:2] == ["Category", "VideoID"]):
+                continue
+            if len(parts) != 5:
+                raise ListFormatError(f"{path}:{n}: expected 5 '&'-separated fields: {line!r}")
+            try:
+                start, end = float(parts[3]), float(parts[4])
+            except ValueError as err:
+                raise ListFormatError(f"{path}:{n}: bad time in {line!r}") from err
+            rows.append(AveAnnotation(parts[0], parts[1], parts[2], start, end))
+    return rows
+
+
+def iter_kinetics_annotations(path: str | Path) -> Iterator[KineticsAnnotation]:
+    """Rows of a Kinetics CSV: header ``label,youtube_id,time_start,time_end,split[,is_cc]``."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = {"youtube_id", "time_start", "time_end"} - set(reader.fieldnames or ())
+        if missing:
+            raise ListFormatError(f"{path}: header lacks {sorted(missing)}")
+        for row in reader:
+            try:
+                start, end = float(row["time_start"]), float(row["time_end"])
+            except (TypeError, ValueError) as err:
+                raise ListFormatError(f"{path}:{reader.line_num}: bad time in {row}") from err
+            label = row.get("label")
+            yield KineticsAnnotation(label, row["youtube_id"], start, end, row.get("split") or "")
+
+
+# ---------------------------------------------------------------- clip records
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One clip of a dataset split; ``start``/``end`` in seconds, None for the whole video."""
+
+    dataset: str
+    label: str
+    youtube_id: str
+    start: float | None
+    end: float | None
+    split: str
+
+    def __post_init__(self) -> None:
+        if not self.dataset or not self.label:
+            raise ValueError(f"dataset and label must be non-empty: {self}")
+        if not _ID.fullmatch(self.youtube_id):
+            raise ValueError(f"youtube_id must match {_ID.pattern}: {self.youtube_id!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}: {self.split!r}")
+        if (self.start is None) != (self.end is None):
+            raise ValueError(f"start and end must both be set or both None: {self}")
+        if self.start is not None and not (math.isfinite(self.end) and 0 <= self.start < self.end):
+            raise ValueError(f"need 0 <= start < end: {self}")
+
+    @property
+    def clip_id(self) -> str:
+        """``ID_SSSSSSS_EEEEEEE`` (start/end in ms) or just ``ID`` for a whole video."""
+        if self.start is None:
+            return self.youtube_id
+        return f"{self.youtube_id}_{round(self.start * 1000):07d}_{round(self.end * 1000):07d}"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A list row that did not become a record, and why."""
+
+    clip_id: str
+    dataset: str
+    split: str
+    reason: str
+
+
+def class_names(dataset: str) -> tuple[str, ...]:
+    """Class names in index order: ``CLASSES``, or the synthetic dataset's own classes."""
+    if dataset in CLASSES:
+        return CLASSES[dataset]
+    from avmodels import synthetic  # imported here: it imports this module
+
+    if dataset == synthetic.DATASET:
+        return synthetic.SYNTHETIC_CLASSES
+    raise ValueError(f"unknown dataset {dataset!r}; known: {[*CLASSES, synthetic.DATASET]}")
+
+
+def num_classes(dataset: str) -> int:
+    """Number of classes of ``dataset``."""
+    return len(class_names(dataset))
+
+
+def label_index(dataset: str, label: str) -> int:
+    """Index of ``label`` in :func:`class_names` (for the real datasets, the paper's code order)."""
+    names = class_names(dataset)
+    if label not in names:
+        raise ValueError(f"{label!r} is not a {dataset} class")
+    return names.index(label)
+
+
+def _split_rows(dataset: str, lists: Mapping[str, Path]) -> dict[str, list[SplitRow]]:
+    rows = {split: read_split_csv(lists[split]) for split in SPLITS}
+    for split, split_rows in rows.items():
+        unknown = {r.label for r in split_rows} - set(CLASSES[dataset])
+        if unknown:
+            raise ListFormatError(f"{lists[split]}: classes not in {dataset}: {sorted(unknown)}")
+    return rows
+
+
+Resolver = Callable[[SplitRow, str], ClipRecord | str]  # (row, split) -> record or reason
+
+
+def _music_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
+    """Whole videos; with a ``videos`` list, rows not listed under their class are excluded."""
+    listed = None
+    if "videos" in lists:
+        videos = read_music_videos(lists["videos"])
+        listed = {(label, i) for label, ids in videos.items() for i in ids}
+
+    def resolve(row: SplitRow, split: str) -> ClipRecord | str:
+        if listed is not None and (row.label, row.youtube_id) not in listed:
+            return NOT_IN_MUSIC
+        return ClipRecord("music", row.label, row.youtube_id, None, None, split)
+
+    return resolve
+
+
+def _ave_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
+    """Times of the ID's first annotation row of the split's class, else of its first row.
+
+    The published file has an empty event (``0&0``); such a row is excluded.
+    """
+    index: dict[str, list[AveAnnotation]] = {}
+    for a in read_ave_annotations(lists["annotations"]):
+        index.setdefault(a.youtube_id, []).append(a)
+
+    def resolve(row: SplitRow, split: str) -> ClipRecord | str:
+        rows = index.get(row.youtube_id)
+        if not rows:
+            return NOT_IN_AVE
+        a = next((a for a in rows if AVE_CATEGORIES.get(a.category) == row.label), rows[0])
+        if a.start >= a.end:
+            return EMPTY_AVE_EVENT
+        return ClipRecord("ave", row.label, row.youtube_id, a.start, a.end, split)
+
+    return resolve
+
+
+def _kinetics_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
+    """Times of the ID's first row with the split's label (``annotations*`` files searched in
+    the given order; spaces in labels read as underscores), else of its first row."""
+    index: dict[str, list[KineticsAnnotation]] = {}
+    for name in (k for k in lists if k.startswith("annotations")):
+        for a in iter_kinetics_annotations(lists[name]):
+            if a.youtube_id in wanted:
+                index.setdefault(a.youtube_id, []).append(a)
+
+    def resolve(row: SplitRow, split: str) -> ClipRecord | str:
+        rows = index.get(row.youtube_id)
+        if not rows:
+            return NOT_IN_KINETICS
+        same = (a for a in rows if (a.label or "").strip().replace(" ", "_") == row.label)
+        a = next(same, rows[0])
+        return ClipRecord("kinetics_sounds", row.label, row.youtube_id, a.start, a.end, split)
+
+    return resolve
+
+
+_RESOLVERS = {"music": _music_resolver, "ave": _ave_resolver, "kinetics_sounds": _kinetics_resolver}
+_REQUIRED = {
+    "music": {"train", "val", "test"},
+    "ave": {"annotations", "train", "val", "test"},
+    "kinetics_sounds": {"train", "val", "test"},
+}
+
+
+def _check_lists(dataset: str, lists: Mapping[str, Path]) -> None:
+    if dataset not in _RESOLVERS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(_RESOLVERS)}")
+    missing = _REQUIRED[dataset] - set(lists)
+    extra = set(lists) - set(LIST_SOURCES[dataset])
+    if dataset == "kinetics_sounds":
+        extra = {k for k in extra if not k.startswith("annotations")}
+        if not any(k.startswith("annotations") for k in lists):
+            missing.add("annotations*")
+    if missing or extra:
+        raise ValueError(
+            f"{dataset} lists: missing {sorted(missing)}, unknown {sorted(extra)}; "
+            f"names: {sorted(LIST_SOURCES[dataset])}"
+        )
+
+
+def records_with_exclusions(
+    dataset: str, lists: Mapping[str, str | Path]
+) -> tuple[list[ClipRecord], list[Exclusion]]:
+    """Records of the paper's splits for ``"music"``, ``"ave"`` or ``"kinetics_sounds"``.
+
+    ``lists`` maps list names (the keys of ``LIST_SOURCES[dataset]``) to local files; for
+    Kinetics-Sounds every ``annotations*`` file given is searched. Returns the records grouped
+    by split (train, val, test; file order within a split) after the duplicate rule of this
+    module's docstring, and one :class:`Exclusion` per dropped row.
+    """
+    lists = {k: Path(v) for k, v in lists.items()}
+    _check_lists(dataset, lists)
+    rows = _split_rows(dataset, lists)
+    wanted = {r.youtube_id for split_rows in rows.values() for r in split_rows}
+    resolve = _RESOLVERS[dataset](lists, wanted)
+    kept: dict[str, list[ClipRecord]] = {split: [] for split in SPLITS}
+    exclusions: list[Exclusion] = []
+    seen: dict[str, str] = {}
+    for split in SPLIT_PRIORITY:
+        for row in rows[split]:
+            rec = resolve(row, split)
+            if isinstance(rec, str):
+                exclusions.append(Exclusion(row.youtube_id, dataset, split, rec))
+            elif rec.youtube_id in seen:
+                reason = f"duplicate: kept in {seen[rec.youtube_id]}"
+                exclusions.append(Exclusion(rec.clip_id, dataset, split, reason))
+            else:
+                seen[rec.youtube_id] = split
+                kept[split].append(rec)
+    records = [rec for split in SPLITS for rec in kept[split]]
+    logger.info(
+        "%s: %s records, %d excluded", dataset, {s: len(kept[s]) for s in SPLITS}, len(exclusions)
+    )
+    return records, exclusions
+
+
+def records_for(dataset: str, lists: Mapping[str, str | Path]) -> list[ClipRecord]:
+    """The records of :func:`records_with_exclusions`, without the exclusions."""
+    return records_with_exclusions(dataset, lists)[0]
+
+
+# ---------------------------------------------------------------- CSV round trip
+
+
+def write_records(path: str | Path, records: Iterable[ClipRecord]) -> None:
+    """Write records as CSV (``RECORD_COLUMNS``; times via ``repr``, empty for None)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(RECORD_COLUMNS)
+        for r in records:
+            times = ["" if t is None else repr(float(t)) for t in (r.start, r.end)]
+            writer.writerow([r.clip_id, r.dataset, r.label, r.youtube_id, *times, r.split])
+
+
+def read_records(path: str | Path) -> list[ClipRecord]:
+    """Read records written by :func:`write_records` (exact round trip)."""
+    records = []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != RECORD_COLUMNS:
+            raise ListFormatError(f"{path}: columns {reader.fieldnames} != {RECORD_COLUMNS}")
+        for row in reader:
+            times = [None if row[k] == "" else float(row[k]) for k in ("start", "end")]
+            rec = ClipRecord(row["dataset"], row["label"], row["youtube_id"], *times, row["split"])
+            if rec.clip_id != row["clip_id"]:
+                raise ListFormatError(
+                    f"{path}:{reader.line_num}: clip_id {row['clip_id']!r} "
+                    f"does not match its fields ({rec.clip_id!r})"
+                )
+            records.append(rec)
+    return records
+
+
+def write_exclusions(path: str | Path, exclusions: Iterable[Exclusion]) -> None:
+    """Write exclusions as CSV with ``EXCLUSION_COLUMNS``."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(EXCLUSION_COLUMNS)
+        writer.writerows(astuple(e) for e in exclusions)
+
+
+def read_exclusions(path: str | Path) -> list[Exclusion]:
+    """Read exclusions written by :func:`write_exclusions`."""
+    with open(path, newline="", encoding="utf-8") as f:
+        names = [f_.name for f_ in fields(Exclusion)]
+        return [Exclusion(**{k: row[k] for k in names}) for row in csv.DictReader(f)]
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``records DATASET OUT.csv --list name=path ...`` or ``fetch URL DEST [--sha256 HEX]``."""
+    parser = argparse.ArgumentParser(prog="python -m avmodels.lists")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("records", help="clip records of the paper's splits")
+    rec.add_argument("dataset", choices=sorted(_RESOLVERS))
+    rec.add_argument("out", type=Path)
+    rec.add_argument("--list", action="append", default=[], metavar="NAME=PATH", dest="lists")
+    rec.add_argument("--exclusions", type=Path, help="also write the excluded rows here")
+    fetch = sub.add_parser("fetch", help="download a list and verify its sha256")
+    fetch.add_argument("url")
+    fetch.add_argument("dest", type=Path)
+    fetch.add_argument("--sha256", default=None)
+    fetch.add_argument("--timeout", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "fetch":
+        print(fetch_list(args.url, args.dest, args.sha256, args.timeout))
+        return
+    if any("=" not in item for item in args.lists):
+        parser.error("--list takes NAME=PATH")
+    lists = dict(item.split("=", 1) for item in args.lists)
+    records, exclusions = records_with_exclusions(args.dataset, lists)
+    write_records(args.out, records)
+    if args.exclusions:
+        write_exclusions(args.exclusions, exclusions)
+    counts = Counter(r.split for r in records)
+    print(
+        f"{args.dataset}: "
+        + ", ".join(f"{s} {counts[s]}" for s in SPLITS)
+        + f"; {len(exclusions)} excluded"
+    )
+    for reason, n in sorted(Counter(e.reason for e in exclusions).items()):
+        print(f"  excluded ({reason}): {n}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,433 @@
+"""Parsers, duplicate rule, records CSV, checksums and download, on the real published lists."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import json
+import logging
+import shutil
+import threading
+from collections import Counter
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from avmodels import data, synthetic
+from avmodels.lists import (
+    AVE_CATEGORIES,
+    CLASSES,
+    EMPTY_AVE_EVENT,
+    LIST_SOURCES,
+    NOT_IN_KINETICS,
+    NOT_IN_MUSIC,
+    RECORD_COLUMNS,
+    SPLITS,
+    ClipRecord,
+    ListChecksumError,
+    class_names,
+    fetch_list,
+    label_index,
+    main,
+    num_classes,
+    read_ave_annotations,
+    read_exclusions,
+    read_music_videos,
+    read_records,
+    read_split_csv,
+    records_for,
+    records_with_exclusions,
+    sha256_file,
+    verify_sha256,
+    write_records,
+)
+
+SPLIT_FILES = {
+    "music": {s: f"{s}.csv" for s in SPLITS},
+    "ave": {s: f"{s}_AVE.csv" for s in SPLITS},
+    "kinetics_sounds": {s: f"{s}_kinetics.csv" for s in SPLITS},
+}
+
+
+@pytest.fixture(scope="module")
+def lists_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "lists"
+
+
+def split_lists(lists_dir: Path, dataset: str) -> dict[str, Path]:
+    return {s: lists_dir / "av_robustness_cvpr21" / f for s, f in SPLIT_FILES[dataset].items()}
+
+
+def raw_split(path: Path) -> list[tuple[str, str]]:
+    """(class, id) per row, parsed independently of the module."""
+    with open(path, newline="") as f:
+        paths = [row[0].split("/") for row in csv.reader(f)]
+    return [(parts[1], parts[2].removesuffix(".wav")) for parts in paths]
+
+
+def expected_after_rule(raw: dict[str, list[tuple[str, str]]]) -> dict[str, set[str]]:
+    """IDs per split under the rule test > val > train, by set difference."""
+    test = {i for _, i in raw["test"]}
+    val = {i for _, i in raw["val"]} - test
+    train = {i for _, i in raw["train"]} - test - val
+    return {"train": train, "val": val, "test": test}
+
+
+def ids_by_split(records: list[ClipRecord]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for r in records:
+        out[r.split].append(r.youtube_id)
+    return out
+
+
+# ---------------------------------------------------------------- raw formats and counts
+
+
+def test_music_solo_json(lists_dir: Path) -> None:
+    videos = read_music_videos(lists_dir / "music" / "MUSIC_solo_videos.json")
+    assert len(videos) == 11
+    assert sum(len(ids) for ids in videos.values()) == 536
+    assert len({i for ids in videos.values() for i in ids}) == 536
+    assert set(videos) == set(CLASSES["music"])
+
+
+def test_ave_annotations(lists_dir: Path) -> None:
+    rows = read_ave_annotations(lists_dir / "ave" / "Annotations.txt")
+    assert len(rows) == 4143
+    categories = {r.category for r in rows}
+    assert len(categories) == 28
+    assert sum(1 for n in Counter(r.youtube_id for r in rows).values() if n > 1) == 45
+    assert all(0 <= r.start <= r.end <= 10 for r in rows)
+    # the category names map one-to-one onto the split CSVs' class names
+    assert set(AVE_CATEGORIES) == categories
+    assert sorted(AVE_CATEGORIES.values()) == sorted(CLASSES["ave"])
+
+
+def test_ave_header_line_is_skipped(lists_dir: Path, tmp_path: Path) -> None:
+    lines = (lists_dir / "ave" / "Annotations.txt").read_text().splitlines(keepends=True)[:3]
+    plain, headed = tmp_path / "plain.txt", tmp_path / "headed.txt"
+    plain.write_text("".join(lines))
+    headed.write_text("Category&VideoID&Quality&StartTime&EndTime\r\n" + "".join(lines))
+    assert read_ave_annotations(headed) == read_ave_annotations(plain)
+    assert len(read_ave_annotations(plain)) == 3
+
+
+@pytest.mark.parametrize(
+    ("dataset", "counts", "n_classes"),
+    [
+        ("music", (312, 104, 104), 11),
+        ("ave", (3339, 402, 402), 28),
+        ("kinetics_sounds", (9309, 3103, 3104), 27),
+    ],
+)
+def test_paper_split_counts(lists_dir: Path, dataset: str, counts: tuple, n_classes: int) -> None:
+    paths = split_lists(lists_dir, dataset)
+    rows = {s: read_split_csv(paths[s]) for s in SPLITS}
+    assert tuple(len(rows[s]) for s in SPLITS) == counts
+    for s in SPLITS:
+        assert [(r.label, r.youtube_id) for r in rows[s]] == raw_split(paths[s])
+    labels = {r.label for split_rows in rows.values() for r in split_rows}
+    assert len(CLASSES[dataset]) == n_classes
+    assert labels == set(CLASSES[dataset])
+
+
+def test_split_csv_rejects_mismatched_row(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("/tuba/abc.wav,/cello/abc.mp4,10\n")
+    with pytest.raises(data.ListFormatError, match="bad.csv:1"):
+        read_split_csv(bad)
+
+
+# ---------------------------------------------------------------- records and duplicate rule
+
+
+def test_music_records(lists_dir: Path) -> None:
+    lists = split_lists(lists_dir, "music")
+    lists["videos"] = lists_dir / "music" / "MUSIC_solo_videos.json"
+    records, exclusions = records_with_exclusions("music", lists)
+    raw = {s: raw_split(lists[s]) for s in SPLITS}
+    expected = expected_after_rule(raw)
+    got = ids_by_split(records)
+    assert {s: len(got[s]) for s in SPLITS} == {s: len(expected[s]) for s in SPLITS}
+    assert {s: set(got[s]) for s in SPLITS} == expected
+    assert exclusions == []
+    assert all(r.start is None and r.end is None and r.clip_id == r.youtube_id for r in records)
+    labels = {i: c for s in SPLITS for c, i in raw[s]}
+    assert all(r.label == labels[r.youtube_id] for r in records)
+
+
+def test_music_records_outside_solo_list_are_excluded(lists_dir: Path, tmp_path: Path) -> None:
+    lists = split_lists(lists_dir, "music")
+    first_class, first_id = raw_split(lists["test"])[0]
+    videos = read_music_videos(lists_dir / "music" / "MUSIC_solo_videos.json")
+    videos[first_class].remove(first_id)
+    lists["videos"] = tmp_path / "videos.json"
+    lists["videos"].write_text(json.dumps({"videos": videos}))
+    records, exclusions = records_with_exclusions("music", lists)
+    assert [(e.clip_id, e.split, e.reason) for e in exclusions] == [
+        (first_id, "test", NOT_IN_MUSIC)
+    ]
+    assert first_id not in {r.youtube_id for r in records}
+
+
+def test_ave_records_duplicate_rule(lists_dir: Path) -> None:
+    lists = split_lists(lists_dir, "ave")
+    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
+    records, exclusions = records_with_exclusions("ave", lists)
+    raw = {s: raw_split(lists[s]) for s in SPLITS}
+    with open(lists["annotations"]) as f:
+        ann = [line.rstrip("\n").split("&") for line in f]
+    times = {}
+    for a in ann:
+        times.setdefault(a[1], set()).add((float(a[3]), float(a[4])))
+    empty = {i for i, ranges in times.items() if all(s >= e for s, e in ranges)}
+    expected = {s: ids - empty for s, ids in expected_after_rule(raw).items()}
+    got = ids_by_split(records)
+    # each ID once, in exactly the split the rule gives, and never in two splits
+    assert {s: len(got[s]) for s in SPLITS} == {s: len(expected[s]) for s in SPLITS}
+    assert {s: set(got[s]) for s in SPLITS} == expected
+    assert len({r.youtube_id for r in records}) == len(records)
+    assert len({r.clip_id for r in records}) == len(records)
+    # the test split is untouched; every dropped row is accounted for
+    assert len(got["test"]) == len(raw["test"])
+    assert len(records) + len(exclusions) == sum(len(rows) for rows in raw.values())
+    kept_in = {r.youtube_id: r.split for r in records}
+    for e in exclusions:
+        if e.clip_id in empty:
+            assert e.reason == EMPTY_AVE_EVENT
+        else:
+            assert e.reason == f"duplicate: kept in {kept_in[e.clip_id.rsplit('_', 2)[0]]}"
+    # times: an annotation row of the same category
+    for r in records:
+        same = {
+            (float(a[3]), float(a[4]))
+            for a in ann
+            if a[1] == r.youtube_id and AVE_CATEGORIES[a[0]] == r.label
+        }
+        assert (r.start, r.end) in (same or times[r.youtube_id])
+        assert r.clip_id == f"{r.youtube_id}_{round(r.start * 1000):07d}_{round(r.end * 1000):07d}"
+
+
+def test_records_need_their_lists(lists_dir: Path) -> None:
+    lists = split_lists(lists_dir, "ave")
+    with pytest.raises(ValueError, match="annotations"):
+        records_for("ave", lists)
+    with pytest.raises(ValueError, match="unknown"):
+        records_for("music", {**split_lists(lists_dir, "music"), "tran": lists["train"]})
+    with pytest.raises(ValueError, match="unknown dataset"):
+        records_for("vggsound", lists)
+
+
+def write_kinetics_fixture(path: Path, header: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_kinetics_join(lists_dir: Path, tmp_path: Path) -> None:
+    lists = split_lists(lists_dir, "kinetics_sounds")
+    raw = {s: raw_split(lists[s]) for s in SPLITS}
+    (tr0, tr1, tr2), (va0, va1) = raw["train"][:3], raw["val"][:2]
+    (te0, te1, te2) = raw["test"][:3]
+    other = ("abseiling", "zzzzzzzzzzz")  # an ID in no split
+
+    def row(label_id: tuple[str, str], start: int, label: str | None = None) -> dict:
+        label = label_id[0].replace("_", " ") if label is None else label
+        return {"label": label, "youtube_id": label_id[1], "time_start": start,
+                "time_end": start + 10, "split": "train", "is_cc": 0}  # fmt: skip
+
+    k400 = ["label", "youtube_id", "time_start", "time_end", "split", "is_cc"]
+    ann = {
+        # Kinetics-400 style; te0 first appears with another label
+        "annotations_train": (
+            k400,
+            [row(tr0, 3), row(tr1, 0), row(tr2, 17), row(te0, 1, "abseiling"), row(other, 5)],
+        ),
+        # without is_cc (Kinetics-600/700 style); te0 again, with its own label
+        "annotations_val": (k400[:5], [row(va0, 12), row(va1, 30), row(te0, 40)]),
+        # without a label column (the first Kinetics-400 test release)
+        "annotations_test": (k400[1:5], [row(te1, 2), row(te2, 250)]),
+    }
+    for name, (header, rows) in ann.items():
+        lists[name] = tmp_path / f"{name}.csv"
+        write_kinetics_fixture(lists[name], header, rows)
+
+    records, exclusions = records_with_exclusions("kinetics_sounds", lists)
+    got = {(r.split, r.label, r.youtube_id): (r.start, r.end) for r in records}
+    expected = {
+        ("train", *tr0): (3.0, 13.0), ("train", *tr1): (0.0, 10.0), ("train", *tr2): (17.0, 27.0),
+        ("val", *va0): (12.0, 22.0), ("val", *va1): (30.0, 40.0),
+        ("test", *te0): (40.0, 50.0), ("test", *te1): (2.0, 12.0), ("test", *te2): (250.0, 260.0),
+    }  # fmt: skip
+    assert got == expected
+    assert [r.split for r in records] == sorted((r.split for r in records), key=SPLITS.index)
+    n_rows = sum(len(rows) for rows in raw.values())
+    assert len(exclusions) == n_rows - len(expected)
+    assert {e.reason for e in exclusions} == {NOT_IN_KINETICS}
+    assert Counter(e.split for e in exclusions) == {
+        s: len(raw[s]) - sum(1 for k in expected if k[0] == s) for s in SPLITS
+    }
+
+
+# ---------------------------------------------------------------- records: ids, CSV, CLI
+
+
+def test_clip_record_validation() -> None:
+    rec = ClipRecord("kinetics_sounds", "singing", "a-B_c9", 1.5, 11.5, "train")
+    assert rec.clip_id == "a-B_c9_0001500_0011500"
+    assert ClipRecord("music", "tuba", "a-B_c9", None, None, "val").clip_id == "a-B_c9"
+    for bad in [
+        dict(youtube_id="../etc"),
+        dict(split="dev"),
+        dict(start=None),
+        dict(start=12.0),
+        dict(start=-1.0),
+        dict(label=""),
+    ]:
+        fields = dict(dataset="ave", label="Bark", youtube_id="x", start=0.0, end=10.0)
+        with pytest.raises(ValueError):
+            ClipRecord(**{**fields, "split": "test", **bad})
+
+
+def test_records_csv_round_trip(lists_dir: Path, tmp_path: Path) -> None:
+    lists = split_lists(lists_dir, "ave")
+    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
+    records = records_for("ave", lists) + [
+        ClipRecord("kinetics_sounds", "tickling", "q-_1", 0.1 + 0.2, 10.000000000000002, "val"),
+        ClipRecord("music", "erhu, two strings", "q-_2", None, None, "train"),
+    ]
+    path = tmp_path / "records.csv"
+    write_records(path, records)
+    assert read_records(path) == records
+    assert path.read_text().splitlines()[0] == ",".join(RECORD_COLUMNS)
+
+
+def test_label_index_follows_class_order() -> None:
+    for dataset, classes in CLASSES.items():
+        assert [label_index(dataset, c) for c in classes] == list(range(len(classes)))
+        assert num_classes(dataset) == len(set(classes))
+    assert class_names(synthetic.DATASET) == synthetic.SYNTHETIC_CLASSES
+    assert num_classes(synthetic.DATASET) == len(synthetic.SYNTHETIC_CLASSES)
+    with pytest.raises(ValueError):
+        label_index("music", "Violin")
+    with pytest.raises(ValueError):
+        label_index("vggsound", "dog")
+
+
+def test_cli_records(lists_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lists = split_lists(lists_dir, "ave")
+    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
+    out, excl = tmp_path / "ave.csv", tmp_path / "ave_excluded.csv"
+    args = ["records", "ave", str(out), "--exclusions", str(excl)]
+    for name, path in lists.items():
+        args += ["--list", f"{name}={path}"]
+    main(args)
+    records, exclusions = records_with_exclusions("ave", lists)
+    assert read_records(out) == records
+    assert read_exclusions(excl) == exclusions
+    counts = Counter(r.split for r in records)
+    printed = capsys.readouterr().out
+    assert all(f"{s} {counts[s]}" in printed for s in SPLITS)
+    assert f"{len(exclusions)} excluded" in printed
+
+
+# ---------------------------------------------------------------- checksums and download
+
+
+def test_list_sources_pin_the_published_files(lists_dir: Path) -> None:
+    local = {p.name: p for p in lists_dir.rglob("*") if p.is_file()}
+    for dataset, sources in LIST_SOURCES.items():
+        for name, source in sources.items():
+            assert source.url.startswith("https://")
+            if source.sha256 is None:
+                assert dataset == "kinetics_sounds" and name.startswith("annotations")
+                continue
+            path = local[source.url.rsplit("/", 1)[1]]
+            assert sha256_file(path) == source.sha256
+            verify_sha256(path, source.sha256.upper())
+
+
+def test_verify_sha256(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "list.txt"
+    path.write_bytes(b"abc\n")
+    actual = hashlib.sha256(b"abc\n").hexdigest()
+    verify_sha256(path, actual)
+    wrong = hashlib.sha256(b"abd\n").hexdigest()
+    with pytest.raises(ListChecksumError) as err:
+        verify_sha256(path, wrong)
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(path) in message and actual in message and wrong in message
+    with pytest.raises(ValueError, match="64 hex"):
+        verify_sha256(path, "abc")
+    with caplog.at_level(logging.WARNING, logger="avmodels.lists"):
+        verify_sha256(path, None)
+    assert "no sha256 pinned" in caplog.text
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_root(tmp_path: Path):
+    """A static HTTP server on 127.0.0.1 serving a temporary folder."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_fetch_list_http(lists_dir: Path, http_root: tuple[Path, str], tmp_path: Path) -> None:
+    root, base = http_root
+    source = LIST_SOURCES["music"]["val"]
+    original = lists_dir / "av_robustness_cvpr21" / "val.csv"
+    shutil.copy(original, root / "val.csv")
+    dest = tmp_path / "resources" / "lists" / "val.csv"
+    assert fetch_list(f"{base}/val.csv", dest, source.sha256, timeout=10) == dest
+    assert dest.read_bytes() == original.read_bytes()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["val.csv"]
+
+
+def test_fetch_list_mismatch_keeps_destination(
+    lists_dir: Path, http_root: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, base = http_root
+    shutil.copy(lists_dir / "av_robustness_cvpr21" / "val.csv", root / "val.csv")
+    dest = tmp_path / "out" / "val.csv"
+    wrong = LIST_SOURCES["music"]["test"].sha256
+    with pytest.raises(ListChecksumError) as err:
+        fetch_list(f"{base}/val.csv", dest, wrong, timeout=10)
+    assert "\n" not in str(err.value) and wrong in str(err.value) and "val.csv" in str(err.value)
+    assert list(dest.parent.iterdir()) == []
+    dest.write_text("previous\n")
+    with pytest.raises(ListChecksumError):
+        fetch_list(f"{base}/val.csv", dest, wrong, timeout=10)
+    assert dest.read_text() == "previous\n"
+    assert [p.name for p in dest.parent.iterdir()] == ["val.csv"]
+
+
+def test_fetch_list_errors_and_file_urls(
+    lists_dir: Path, http_root: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, base = http_root
+    dest = tmp_path / "out" / "x.csv"
+    with pytest.raises(OSError):  # urllib's HTTPError for the 404
+        fetch_list(f"{base}/missing.csv", dest, None, timeout=10)
+    assert list(dest.parent.iterdir()) == []
+    with pytest.raises(ValueError, match="scheme"):
+        fetch_list("ftp://127.0.0.1/x.csv", dest, None)
+    original = lists_dir / "ave" / "Annotations.txt"
+    fetch_list(original.as_uri(), dest, LIST_SOURCES["ave"]["annotations"].sha256)
+    assert dest.read_bytes() == original.read_bytes()
