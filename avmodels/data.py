@@ -27,6 +27,7 @@ from avmodels.lists import (
     write_exclusions,
     write_records,
 )
+from avmodels.manifests import MANIFEST_COLUMNS, merge_manifests
 
 __all__ = [
     "CLASSES",
@@ -47,19 +48,8 @@ __all__ = [
     "records_for",
     "records_with_exclusions",
     "sha256_file",
+    "merge_manifests",
     "verify_sha256",
     "write_exclusions",
     "write_records",
-]
-
-MANIFEST_COLUMNS = [
-    "clip_id",
-    "dataset",
-    "label",
-    "label_index",
-    "split",
-    "clip_dir",
-    "duration",
-    "num_samples",
-    "num_frames",
 ]

@@ -614,3 +614,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def shard_of(clip_id: str, shards: int) -> int:
+    """The download/preprocess shard of a clip: a stable hash of its id, modulo ``shards``."""
+    digest = hashlib.sha256(clip_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def shard_records(records: Iterable[ClipRecord], shard: int, shards: int) -> list[ClipRecord]:
+    """The records that belong to one shard (every record is in exactly one)."""
+    return [r for r in records if shard_of(r.clip_id, shards) == shard]

@@ -1,0 +1,22 @@
+# avrobust: the study of Tian & Xu, "Can audio-visual integration strengthen
+# robustness under multimodal attacks?" (CVPR 2021), from clip lists to tables.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/attack.smk"
+include: "rules/analysis.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,70 @@
+"""Study configuration checks: the JSON schema plus the cross-references it cannot express.
+
+Errors are one line naming the offending key, raised before any job starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A study configuration that cannot run; the message names the key."""
+
+
+def _key_path(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        names = ", ".join(extra)
+        return f"config error at {where}: unknown key(s) {names}"
+    if error.validator == "propertyNames":
+        return f"config error at {where}: unknown name {error.instance!r}"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"config error at {where}: {error.instance!r} is not one of {allowed}"
+    return f"config error at {where}: {error.message}"
+
+
+def load_schema(path: str | Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def check_config(config: dict, schema: dict) -> None:
+    """Validate ``config``; raise :class:`ConfigError` with a one-line reason."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        raise ConfigError(_one_line(errors[0]))
+    _check_references(config)
+
+
+def _check_references(config: dict) -> None:
+    variants = config["variants"]
+    for key in ("sweep_models", "fusion_models", "defense_models", "exfmem_models"):
+        for model in config["evaluation"].get(key, []):
+            if model not in variants:
+                raise ConfigError(
+                    f"config error at evaluation.{key}: {model!r} is not a variant "
+                    f"(variants: {', '.join(variants)})"
+                )
+    for table, shown in config["tables"].items():
+        for dataset in shown:
+            if dataset not in config["datasets"]:
+                raise ConfigError(f"config error at tables.{table}: unknown dataset {dataset!r}")
+    for name, spec in config["datasets"].items():
+        if spec["source"] == "youtube" and not spec.get("lists"):
+            raise ConfigError(f"config error at datasets.{name}.lists: youtube datasets need lists")
+        if spec["source"] == "synthetic" and name != "synthetic_music":
+            raise ConfigError(f"config error at datasets.{name}.source: only synthetic_music is synthetic")
+    inputs = config["inputs"]
+    if inputs["resize_size"] < inputs["image_size"]:
+        raise ConfigError("config error at inputs.resize_size: smaller than inputs.image_size")

@@ -1,0 +1,101 @@
+rule localization:
+    input:
+        checkpoint="results/{dataset}/models/localization/checkpoint.pt",
+        manifest="results/{dataset}/data/manifest_test.csv",
+    output:
+        "results/{dataset}/analysis/localization.npz",
+    log:
+        "logs/{dataset}/analysis/localization.log",
+    params:
+        analysis=config["analysis"],
+        evaluation=config["evaluation"],
+        inputs=config["inputs"],
+        code=code("localization"),
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/localization.py"
+
+
+rule embeddings:
+    input:
+        plain="results/{dataset}/models/concat/checkpoint.pt",
+        minsim="results/{dataset}/models/minsim/checkpoint.pt",
+        manifest="results/{dataset}/data/manifest_test.csv",
+    output:
+        "results/{dataset}/analysis/embeddings.npz",
+    log:
+        "logs/{dataset}/analysis/embeddings.log",
+    params:
+        analysis=config["analysis"],
+        evaluation=config["evaluation"],
+        inputs=config["inputs"],
+        code=code("embeddings"),
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/embeddings.py"
+
+
+rule budget_figure:
+    input:
+        sweep_inputs,
+    output:
+        png="results/figures/{dataset}_budget_curves.png",
+        pdf="results/figures/{dataset}_budget_curves.pdf",
+    log:
+        "logs/{dataset}/figures/budget_curves.log",
+    params:
+        code=code("budget_figure"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/budget_figure.py"
+
+
+rule localization_figure:
+    input:
+        "results/{dataset}/analysis/localization.npz",
+    output:
+        png="results/figures/{dataset}_localization.png",
+        pdf="results/figures/{dataset}_localization.pdf",
+    log:
+        "logs/{dataset}/figures/localization.log",
+    params:
+        code=code("localization_figure"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/localization_figure.py"
+
+
+rule tsne_figure:
+    input:
+        "results/{dataset}/analysis/embeddings.npz",
+    output:
+        png="results/figures/{dataset}_tsne.png",
+        pdf="results/figures/{dataset}_tsne.pdf",
+        audio_png="results/figures/{dataset}_tsne_attacked_audio.png",
+        audio_pdf="results/figures/{dataset}_tsne_attacked_audio.pdf",
+        visual_png="results/figures/{dataset}_tsne_attacked_visual.png",
+        visual_pdf="results/figures/{dataset}_tsne_attacked_visual.pdf",
+    log:
+        "logs/{dataset}/figures/tsne.log",
+    params:
+        seed=config["seed"],
+        code=code("tsne_figure"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/tsne_figure.py"

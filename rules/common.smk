@@ -1,0 +1,105 @@
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+)
+
+from avmodels import plan
+from avmodels.config import check_config, load_schema
+from avmodels.provenance import rule_code_hash
+
+check_config(config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml"))
+
+DATASETS = plan.datasets(config)
+SYNTHETIC = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
+YOUTUBE = [d for d in DATASETS if config["datasets"][d]["source"] == "youtube"]
+SPLITS = ["train", "val", "test"]
+
+
+def alternatives(names):
+    """A wildcard pattern that matches exactly the given names (none: matches nothing)."""
+    return "|".join(names) if names else "(?!x)x"
+
+
+wildcard_constraints:
+    dataset=alternatives(DATASETS),
+    model=alternatives(config["variants"]),
+    defense="none|exfmem",
+    attack="fgsm|pgd|mim",
+    eps=r"[0-9.e-]+",
+    shard=r"\d+",
+    table=alternatives(plan.TABLES),
+    split=alternatives(SPLITS),
+
+
+def code(name):
+    """Hash of the normalised source that the named workflow script reaches."""
+    return rule_code_hash(Path(workflow.basedir) / "workflow_scripts" / f"{name}.py")
+
+
+def dataset_setting(wildcards, key, default=None):
+    return config["datasets"][wildcards.dataset].get(key, default)
+
+
+def list_files(wildcards):
+    lists = config["datasets"][wildcards.dataset]["lists"]
+    return {name: f"resources/lists/{wildcards.dataset}/{name}" for name in lists}
+
+
+def shard_ids(dataset):
+    return [str(k) for k in range(config["datasets"][dataset].get("shards", 1))]
+
+
+def shard_outputs(wildcards, kind):
+    ds = wildcards.dataset
+    return [f"resources/{ds}/{kind}/shard{k}.csv" for k in shard_ids(ds)]
+
+
+def train_settings(wildcards):
+    return plan.variant_settings(config, wildcards.model)
+
+
+def eval_inputs(wildcards):
+    ds, model = wildcards.dataset, wildcards.model
+    inputs = {
+        "checkpoint": f"results/{ds}/models/{model}/checkpoint.pt",
+        "manifest": f"results/{ds}/data/manifest_test.csv",
+    }
+    if wildcards.defense == "exfmem":
+        inputs["memory"] = f"results/{ds}/memory/{model}.pt"
+    return inputs
+
+
+def table_inputs(wildcards):
+    return [
+        key.path
+        for ds in plan.table_datasets(config, wildcards.table)
+        for key in plan.table_evaluations(config, wildcards.table, ds)
+    ]
+
+
+def sweep_inputs(wildcards):
+    return [key.path for key in plan.sweep_evaluations(config, wildcards.dataset)]
+
+
+def table_outputs():
+    return expand("results/tables/{table}.csv", table=plan.tables(config))
+
+
+def figure_outputs():
+    figures = expand("results/figures/{dataset}_budget_curves.png", dataset=DATASETS)
+    figures += expand(
+        "results/figures/{dataset}_localization.png",
+        dataset=plan.analysis_datasets(config, "localization"),
+    )
+    figures += expand(
+        "results/figures/{dataset}_tsne.png", dataset=plan.analysis_datasets(config, "tsne")
+    )
+    return figures
+
+
+def get_final_output():
+    return table_outputs() + figure_outputs() + ["results/findings.md"]

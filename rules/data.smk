@@ -1,0 +1,120 @@
+rule fetch_list:
+    output:
+        "resources/lists/{dataset}/{name}",
+    log:
+        "logs/{dataset}/fetch_list/{name}.log",
+    params:
+        url=lambda wc: config["datasets"][wc.dataset]["lists"][wc.name]["url"],
+        sha256=lambda wc: config["datasets"][wc.dataset]["lists"][wc.name]["sha256"],
+        code=code("fetch_list"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/fetch_list.py"
+
+
+rule list_records:
+    input:
+        unpack(list_files),
+    output:
+        records="resources/{dataset}/records.csv",
+        exclusions="resources/{dataset}/list_exclusions.csv",
+    log:
+        "logs/{dataset}/list_records.log",
+    params:
+        code=code("list_records"),
+    wildcard_constraints:
+        dataset=alternatives(YOUTUBE),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/list_records.py"
+
+
+rule synthesize:
+    output:
+        records="resources/{dataset}/records.csv",
+        exclusions="resources/{dataset}/list_exclusions.csv",
+        videos=directory("resources/{dataset}/videos/shard0"),
+        failures="resources/{dataset}/failures/shard0.csv",
+    log:
+        "logs/{dataset}/synthesize.log",
+    params:
+        settings=lambda wc: dataset_setting(wc, "synthetic", {}),
+        code=code("synthesize"),
+    wildcard_constraints:
+        dataset=alternatives(SYNTHETIC),
+    threads: 2
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/synthesize.py"
+
+
+rule download:
+    input:
+        records="resources/{dataset}/records.csv",
+    output:
+        videos=directory("resources/{dataset}/videos/shard{shard}"),
+        failures="resources/{dataset}/failures/shard{shard}.csv",
+    log:
+        "logs/{dataset}/download/shard{shard}.log",
+    params:
+        shards=lambda wc: dataset_setting(wc, "shards", 1),
+        url_template=lambda wc: dataset_setting(
+            wc, "url_template", "https://www.youtube.com/watch?v={id}"
+        ),
+        code=code("download"),
+    wildcard_constraints:
+        dataset=alternatives(YOUTUBE),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/download.py"
+
+
+rule preprocess:
+    input:
+        records="resources/{dataset}/records.csv",
+        videos="resources/{dataset}/videos/shard{shard}",
+    output:
+        clips=directory("resources/{dataset}/clips/shard{shard}"),
+        manifest="resources/{dataset}/manifests/shard{shard}.csv",
+        exclusions="resources/{dataset}/exclusions/shard{shard}.csv",
+    log:
+        "logs/{dataset}/preprocess/shard{shard}.log",
+    params:
+        shards=lambda wc: dataset_setting(wc, "shards", 1),
+        frame_short_side=config["inputs"].get("frame_short_side", 256),
+        code=code("preprocess"),
+    threads: 1
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/preprocess.py"
+
+
+rule manifest:
+    input:
+        records="resources/{dataset}/records.csv",
+        list_exclusions="resources/{dataset}/list_exclusions.csv",
+        manifests=lambda wc: shard_outputs(wc, "manifests"),
+        exclusions=lambda wc: shard_outputs(wc, "exclusions"),
+        failures=lambda wc: shard_outputs(wc, "failures"),
+    output:
+        train="results/{dataset}/data/manifest_train.csv",
+        val="results/{dataset}/data/manifest_val.csv",
+        test="results/{dataset}/data/manifest_test.csv",
+        exclusions="results/{dataset}/data/exclusions.csv",
+    log:
+        "logs/{dataset}/manifest.log",
+    params:
+        code=code("manifest"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/manifest.py"

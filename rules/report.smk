@@ -1,0 +1,36 @@
+rule table:
+    input:
+        table_inputs,
+    output:
+        csv="results/tables/{table}.csv",
+        md="results/tables/{table}.md",
+        tex="results/tables/{table}.tex",
+    log:
+        "logs/tables/{table}.log",
+    params:
+        datasets=lambda wc: config["tables"][wc.table],
+        budgets=config["evaluation"]["table_budgets"],
+        code=code("table"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/table.py"
+
+
+rule findings:
+    input:
+        evaluations=lambda wc: [key.path for key in plan.all_evaluations(config)],
+        tables=table_outputs(),
+    output:
+        "results/findings.md",
+    log:
+        "logs/findings.log",
+    params:
+        budgets=config["evaluation"]["table_budgets"],
+        code=code("findings"),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    script:
+        "../workflow_scripts/findings.py"

@@ -1,0 +1,33 @@
+"""Score one model under one attack at one budget: clean, audio, visual and audio-visual."""
+
+from avmodels.evaluate import evaluate, load_evaluated_model
+from avmodels.jobs import job
+
+ev = snakemake.params.evaluation
+inputs = snakemake.params.inputs
+wc = snakemake.wildcards
+with job(snakemake) as log:
+    model, loss = load_evaluated_model(
+        snakemake.input.checkpoint,
+        memory=snakemake.input.get("memory"),
+        exfmem=snakemake.params.exfmem,
+        adaptive=ev.get("adaptive", True),
+    )
+    rows = evaluate(
+        model,
+        snakemake.input.manifest,
+        wc.attack,
+        float(wc.eps),
+        paper_budget=ev.get("paper_budget", True),
+        batch_size=ev.get("batch_size", 16),
+        steps=ev.get("steps", 10),
+        loss=loss,
+        audio_samples=inputs["audio_samples"],
+        image_size=inputs["image_size"],
+        resize_size=inputs["resize_size"],
+        dataset=wc.dataset,
+        model_name=wc.model,
+        defense=wc.defense,
+    )
+    rows.to_csv(snakemake.output[0], index=False)
+    log.info("\n%s", rows.to_string(index=False))

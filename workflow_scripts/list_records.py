@@ -1,0 +1,11 @@
+"""Turn a dataset's lists into clip records (the paper's splits, duplicates resolved)."""
+
+from avmodels.jobs import job
+from avmodels.lists import records_with_exclusions, write_exclusions, write_records
+
+with job(snakemake) as log:
+    lists = {name: path for name, path in snakemake.input.items()}
+    records, excluded = records_with_exclusions(snakemake.wildcards.dataset, lists)
+    write_records(snakemake.output.records, records)
+    write_exclusions(snakemake.output.exclusions, excluded)
+    log.info("%d records, %d excluded", len(records), len(excluded))

@@ -1,0 +1,34 @@
+"""Localize sound sources with the attention model, clean and under A, V and AV attacks."""
+
+from avmodels.evaluate import evaluate_localization
+from avmodels.figures import save_localization_npz
+from avmodels.jobs import job
+from avmodels.lists import class_names
+from avmodels.model import load_checkpoint
+
+analysis = snakemake.params.analysis
+inputs = snakemake.params.inputs
+with job(snakemake) as log:
+    model, _ = load_checkpoint(snakemake.input.checkpoint)
+    result = evaluate_localization(
+        model,
+        snakemake.input.manifest,
+        analysis["attack"],
+        analysis["budget"],
+        paper_budget=snakemake.params.evaluation.get("paper_budget", True),
+        limit=analysis["localization_samples"],
+        keep_frames=analysis["localization_samples"],
+        audio_samples=inputs["audio_samples"],
+        image_size=inputs["image_size"],
+        resize_size=inputs["resize_size"],
+    )
+    save_localization_npz(
+        snakemake.output[0],
+        frames=result.frames,
+        attention=result.attention,
+        predictions=result.predictions,
+        labels=result.labels,
+        scores={mode: s["overlap"] for mode, s in result.scores.items()},
+        class_names=class_names(snakemake.wildcards.dataset),
+    )
+    log.info("\n%s", result.summary.to_string(index=False))

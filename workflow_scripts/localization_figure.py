@@ -1,0 +1,9 @@
+"""Attention maps of the localization model, clean and attacked (the paper's Fig. 4 / 9)."""
+
+from pathlib import Path
+
+from avmodels.figures import plot_localization
+from avmodels.jobs import job
+
+with job(snakemake):
+    plot_localization(snakemake.input[0], Path(snakemake.output.png).with_suffix(""))

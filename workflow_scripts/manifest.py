@@ -1,0 +1,14 @@
+"""Merge the shards into one manifest per split and one exclusion list with reasons."""
+
+from avmodels.jobs import job
+from avmodels.manifests import merge_manifests
+
+with job(snakemake) as log:
+    counts = merge_manifests(
+        manifests=snakemake.input.manifests,
+        exclusions=[snakemake.input.list_exclusions, *snakemake.input.exclusions],
+        failures=snakemake.input.failures,
+        outputs={split: snakemake.output[split] for split in ("train", "val", "test")},
+        exclusions_out=snakemake.output.exclusions,
+    )
+    log.info("clips per split: %s", counts)

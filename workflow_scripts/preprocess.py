@@ -1,0 +1,26 @@
+"""Preprocess one shard's videos: 11025 Hz mono audio and 8 fps frames per clip."""
+
+import pandas as pd
+
+from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
+from avmodels.jobs import job
+from avmodels.lists import class_names, read_records, shard_records
+from avmodels.media import preprocess_many
+
+wc = snakemake.wildcards
+with job(snakemake) as log:
+    records = shard_records(
+        read_records(snakemake.input.records), int(wc.shard), snakemake.params.shards
+    )
+    rows, excluded = preprocess_many(
+        records,
+        snakemake.output.clips,
+        video_dir=snakemake.input.videos,
+        classes=class_names(wc.dataset),
+        max_short_side=snakemake.params.frame_short_side,
+    )
+    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(snakemake.output.manifest, index=False)
+    pd.DataFrame(excluded, columns=EXCLUSION_COLUMNS).to_csv(
+        snakemake.output.exclusions, index=False
+    )
+    log.info("%d clips usable, %d excluded", len(rows), len(excluded))

@@ -1,0 +1,26 @@
+"""Render the embedded synthetic dataset as real mp4 files (no download)."""
+
+import shutil
+from pathlib import Path
+
+from avmodels.jobs import job
+from avmodels.lists import write_exclusions
+from avmodels.synthetic import generate
+
+settings = dict(snakemake.params.settings)
+out = snakemake.output
+with job(snakemake, seed=settings.get("seed", 0)) as log:
+    staging = Path(out.videos).parent / "synthetic.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    counts = {split: settings[split] for split in ("train", "val", "test") if split in settings}
+    records = generate(
+        staging, counts or None, seed=settings.get("seed", 0), workers=snakemake.threads
+    )
+    Path(out.videos).parent.mkdir(parents=True, exist_ok=True)
+    (staging / "videos").rename(out.videos)
+    (staging / "records.csv").rename(out.records)
+    shutil.rmtree(staging)
+    write_exclusions(out.exclusions, [])
+    Path(out.failures).parent.mkdir(parents=True, exist_ok=True)
+    Path(out.failures).write_text("clip_id,youtube_id,reason,message\n")
+    log.info("rendered %d clips", len(records))

@@ -1,0 +1,14 @@
+"""Build one of the paper's Tables 1-6 (CSV, Markdown, LaTeX) beside the paper's numbers."""
+
+from pathlib import Path
+
+from avmodels.jobs import job
+from avmodels.tables import build_table, load_evaluations, write_table
+
+with job(snakemake) as log:
+    table = snakemake.wildcards.table
+    evals = load_evaluations(snakemake.input)
+    cells = build_table(table, evals, dict(snakemake.params.datasets), snakemake.params.budgets)
+    stem = Path(snakemake.output.csv).with_suffix("")
+    write_table(cells, stem, table, snakemake.params.budgets)
+    log.info("%s: %d cells, %d missing", table, len(cells), int(cells["ours"].isna().sum()))
