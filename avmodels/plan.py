@@ -117,10 +117,11 @@ def all_evaluations(config: dict) -> list[EvalKey]:
     return sorted(keys)
 
 
-def variant_settings(config: dict, model: str) -> dict[str, Any]:
-    """Training settings of one variant: the shared defaults updated by its overrides."""
+def variant_settings(config: dict, model: str, dataset: str | None = None) -> dict[str, Any]:
+    """Training settings of one variant: shared, then the dataset's, then the variant's own."""
     variant = config["variants"][model]
-    settings = {**config["train"], **variant.get("train", {})}
+    per_dataset = config["datasets"][dataset].get("train", {}) if dataset else {}
+    settings = {**config["train"], **per_dataset, **variant.get("train", {})}
     settings["arch"] = variant["arch"]
     settings["visual_output_stride"] = variant.get("visual_output_stride", 32)
     return settings

@@ -6,17 +6,17 @@ rule localization:
         "results/{dataset}/analysis/localization.npz",
     log:
         "logs/{dataset}/analysis/localization.log",
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         analysis=config["analysis"],
         evaluation=config["evaluation"],
         inputs=config["inputs"],
         code=code("localization"),
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/localization.py"
 
@@ -30,17 +30,17 @@ rule embeddings:
         "results/{dataset}/analysis/embeddings.npz",
     log:
         "logs/{dataset}/analysis/embeddings.log",
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         analysis=config["analysis"],
         evaluation=config["evaluation"],
         inputs=config["inputs"],
         code=code("embeddings"),
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/embeddings.py"
 
@@ -53,11 +53,11 @@ rule budget_figure:
         pdf="results/figures/{dataset}_budget_curves.pdf",
     log:
         "logs/{dataset}/figures/budget_curves.log",
-    params:
-        code=code("budget_figure"),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
+    params:
+        code=code("budget_figure"),
     script:
         "../workflow_scripts/budget_figure.py"
 
@@ -70,11 +70,11 @@ rule localization_figure:
         pdf="results/figures/{dataset}_localization.pdf",
     log:
         "logs/{dataset}/figures/localization.log",
-    params:
-        code=code("localization_figure"),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
+    params:
+        code=code("localization_figure"),
     script:
         "../workflow_scripts/localization_figure.py"
 
@@ -91,11 +91,11 @@ rule tsne_figure:
         visual_pdf="results/figures/{dataset}_tsne_attacked_visual.pdf",
     log:
         "logs/{dataset}/figures/tsne.log",
-    params:
-        seed=config["seed"],
-        code=code("tsne_figure"),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
+    params:
+        seed=config["seed"],
+        code=code("tsne_figure"),
     script:
         "../workflow_scripts/tsne_figure.py"

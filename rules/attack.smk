@@ -5,18 +5,18 @@ rule evaluate:
         "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv",
     log:
         "logs/{dataset}/eval/{model}/{defense}/{attack}/{eps}.log",
+    group:
+        "evaluation"
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
     params:
         evaluation=config["evaluation"],
         exfmem=config["exfmem"],
         inputs=config["inputs"],
         code=code("evaluate"),
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=120,
-    group:
-        "evaluation"
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/evaluate.py"

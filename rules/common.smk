@@ -11,7 +11,9 @@ from avmodels import plan
 from avmodels.config import check_config, load_schema
 from avmodels.provenance import rule_code_hash
 
-check_config(config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml"))
+check_config(
+    config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml")
+)
 
 DATASETS = plan.datasets(config)
 SYNTHETIC = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
@@ -59,7 +61,7 @@ def shard_outputs(wildcards, kind):
 
 
 def train_settings(wildcards):
-    return plan.variant_settings(config, wildcards.model)
+    return plan.variant_settings(config, wildcards.model, wildcards.dataset)
 
 
 def eval_inputs(wildcards):
@@ -96,7 +98,8 @@ def figure_outputs():
         dataset=plan.analysis_datasets(config, "localization"),
     )
     figures += expand(
-        "results/figures/{dataset}_tsne.png", dataset=plan.analysis_datasets(config, "tsne")
+        "results/figures/{dataset}_tsne.png",
+        dataset=plan.analysis_datasets(config, "tsne"),
     )
     return figures
 

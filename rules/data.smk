@@ -3,13 +3,13 @@ rule fetch_list:
         "resources/lists/{dataset}/{name}",
     log:
         "logs/{dataset}/fetch_list/{name}.log",
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
     params:
         url=lambda wc: config["datasets"][wc.dataset]["lists"][wc.name]["url"],
         sha256=lambda wc: config["datasets"][wc.dataset]["lists"][wc.name]["sha256"],
         code=code("fetch_list"),
-    localrule: True
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/fetch_list.py"
 
@@ -22,13 +22,13 @@ rule list_records:
         exclusions="resources/{dataset}/list_exclusions.csv",
     log:
         "logs/{dataset}/list_records.log",
-    params:
-        code=code("list_records"),
     wildcard_constraints:
         dataset=alternatives(YOUTUBE),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
+    params:
+        code=code("list_records"),
     script:
         "../workflow_scripts/list_records.py"
 
@@ -41,14 +41,14 @@ rule synthesize:
         failures="resources/{dataset}/failures/shard0.csv",
     log:
         "logs/{dataset}/synthesize.log",
+    wildcard_constraints:
+        dataset=alternatives(SYNTHETIC),
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 2
     params:
         settings=lambda wc: dataset_setting(wc, "synthetic", {}),
         code=code("synthesize"),
-    wildcard_constraints:
-        dataset=alternatives(SYNTHETIC),
-    threads: 2
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/synthesize.py"
 
@@ -61,17 +61,17 @@ rule download:
         failures="resources/{dataset}/failures/shard{shard}.csv",
     log:
         "logs/{dataset}/download/shard{shard}.log",
+    wildcard_constraints:
+        dataset=alternatives(YOUTUBE),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
     params:
         shards=lambda wc: dataset_setting(wc, "shards", 1),
         url_template=lambda wc: dataset_setting(
             wc, "url_template", "https://www.youtube.com/watch?v={id}"
         ),
         code=code("download"),
-    wildcard_constraints:
-        dataset=alternatives(YOUTUBE),
-    localrule: True
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/download.py"
 
@@ -86,13 +86,13 @@ rule preprocess:
         exclusions="resources/{dataset}/exclusions/shard{shard}.csv",
     log:
         "logs/{dataset}/preprocess/shard{shard}.log",
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
     params:
         shards=lambda wc: dataset_setting(wc, "shards", 1),
         frame_short_side=config["inputs"].get("frame_short_side", 256),
         code=code("preprocess"),
-    threads: 1
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/preprocess.py"
 
@@ -111,10 +111,10 @@ rule manifest:
         exclusions="results/{dataset}/data/exclusions.csv",
     log:
         "logs/{dataset}/manifest.log",
-    params:
-        code=code("manifest"),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
+    params:
+        code=code("manifest"),
     script:
         "../workflow_scripts/manifest.py"

@@ -7,13 +7,13 @@ rule table:
         tex="results/tables/{table}.tex",
     log:
         "logs/tables/{table}.log",
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
     params:
         datasets=lambda wc: config["tables"][wc.table],
         budgets=config["evaluation"]["table_budgets"],
         code=code("table"),
-    localrule: True
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/table.py"
 
@@ -26,11 +26,11 @@ rule findings:
         "results/findings.md",
     log:
         "logs/findings.log",
-    params:
-        budgets=config["evaluation"]["table_budgets"],
-        code=code("findings"),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
+    params:
+        budgets=config["evaluation"]["table_budgets"],
+        code=code("findings"),
     script:
         "../workflow_scripts/findings.py"

@@ -7,17 +7,17 @@ rule train:
         history="results/{dataset}/models/{model}/training.csv",
     log:
         "logs/{dataset}/train/{model}.log",
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=720,
     params:
         settings=train_settings,
         inputs=config["inputs"],
         seed=config["seed"],
         code=code("train"),
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=720,
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/train.py"
 
@@ -30,16 +30,16 @@ rule memory_bank:
         "results/{dataset}/memory/{model}.pt",
     log:
         "logs/{dataset}/memory/{model}.log",
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
     params:
         exfmem=config["exfmem"],
         inputs=config["inputs"],
         seed=config["seed"],
         code=code("memory_bank"),
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    conda:
-        "../envs/avmodels.yaml"
     script:
         "../workflow_scripts/memory_bank.py"
