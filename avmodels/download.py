@@ -1,0 +1,491 @@
+"""Download clips with yt-dlp, one at a time, recording every failure instead of stopping.
+
+For each clip only its time range is fetched (``download_ranges``: yt-dlp hands the cut to
+ffmpeg, which must be on PATH; :func:`avmodels.media.ensure_ffmpeg` sees to it), in the
+smallest format that has both streams. A clip is downloaded into ``out_dir/.incomplete/`` and
+renamed to ``out_dir/<clip_id>.<ext>`` only after it decodes with audio and video for the
+expected duration, so any file directly in ``out_dir`` is finished and a re-run skips it.
+
+Failures go to a CSV (:data:`FAILURE_COLUMNS`) with one of :data:`REASONS`; only "network"
+is retried (exponential backoff). A re-run also skips clips already listed as failed unless
+their reason is in ``retry_reasons`` (e.g. ``{"network"}`` after an outage).
+
+YouTube IDs are checked against a strict pattern (11 characters of ``[A-Za-z0-9_-]``)
+before they reach a URL or a file name; clip IDs must be ``[A-Za-z0-9_-]`` only.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import re
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from avmodels import media
+
+logger = logging.getLogger(__name__)
+
+YOUTUBE_URL = "https://www.youtube.com/watch?v={id}"
+# yt-dlp's "worst" already means worst format with both audio and video; prefer >= 240p so
+# the 256 px frames are not upscaled from 144p, and merge separate streams as a last resort.
+DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/worstvideo+worstaudio"
+FAILURE_COLUMNS = ["clip_id", "youtube_id", "reason", "message"]
+REASONS = (
+    "invalid id",  # not an 11-character YouTube ID, or an unsafe clip ID
+    "malformed",  # a list line that does not parse, or a bad time range
+    "private",
+    "unavailable",  # removed, deleted account, no such video (HTTP 404/410)
+    "geo-blocked",
+    "age-restricted",
+    "bot-check",  # YouTube asks to sign in to prove this is not a bot
+    "network",  # after all retries (also: download shorter than the range)
+    "corrupt",  # the downloaded bytes are not decodable media
+    "no audio",
+    "no video",
+    "other",  # anything else, e.g. no format left (YouTube without a JS runtime)
+)
+YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+CLIP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+INCOMPLETE = ".incomplete"
+TRUNCATION_TOLERANCE = 0.5  # s (or 5 %) a download may fall short of its range
+# yt-dlp reports a failed ffmpeg download only as "ffmpeg exited with code N"; ffmpeg >= 5
+# exits with the low byte of the AVERROR, and 183 is AVERROR_INVALIDDATA (not media).
+_FFMPEG_INVALID_DATA = 183
+
+# (reason, lower-case substrings of the error text); first match wins
+_MESSAGE_REASONS = (
+    ("private", ("private video", "video is private", "members-only", "join this channel")),
+    ("age-restricted", ("confirm your age", "age-restricted", "inappropriate for some users")),
+    ("bot-check", ("not a bot", "captcha")),
+    (
+        "geo-blocked",
+        ("available in your country", "in your country", "geo restrict", "geo-restrict"),
+    ),
+    (
+        "unavailable",
+        (
+            "video unavailable",
+            "video is unavailable",
+            "is not available",
+            "no longer available",
+            "has been removed",
+            "been terminated",
+            "does not exist",
+            "copyright",
+            "premieres in",
+            "will begin in",
+        ),
+    ),
+    ("corrupt", (f"ffmpeg exited with code {_FFMPEG_INVALID_DATA}",)),
+    (
+        "network",
+        (
+            "timed out",
+            "timeout",
+            "connection",
+            "temporary failure",
+            "name or service not known",
+            "network is unreachable",
+            "incomplete read",
+            "giving up after",
+            "ffmpeg exited with code",
+            "http error 5",
+            "http error 429",
+        ),
+    ),
+)
+
+
+class ClipSource(Protocol):
+    """What a shard entry needs (``avmodels.data.ClipRecord`` fits)."""
+
+    youtube_id: str
+    start: float | None
+    end: float | None
+
+    @property
+    def clip_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ShardClip:
+    """A line of a download list; ``problem`` is set when the line did not parse."""
+
+    youtube_id: str
+    start: float | None
+    end: float | None
+    given_id: str = ""
+    problem: str = ""
+
+    @property
+    def clip_id(self) -> str:
+        """Like ``ClipRecord.clip_id``: ``ID`` or ``ID_SSSSSSS_EEEEEEE`` (ms)."""
+        if self.given_id:
+            return self.given_id
+        if self.start is None or self.end is None:
+            return self.youtube_id
+        return f"{self.youtube_id}_{round(self.start * 1000):07d}_{round(self.end * 1000):07d}"
+
+
+@dataclass
+class DownloadSummary:
+    """Counts of one :func:`download_shard` run."""
+
+    requested: int = 0
+    downloaded: int = 0
+    already_done: int = 0
+    previously_failed: int = 0
+    failed: Counter = field(default_factory=Counter)  # reason -> clips failed in this run
+
+    def __str__(self) -> str:
+        failed = ", ".join(f"{r} {n}" for r, n in sorted(self.failed.items())) or "none"
+        return (
+            f"{self.requested} clips: {self.downloaded} downloaded, {self.already_done} "
+            f"already done, {self.previously_failed} failed before; failed now: {failed}"
+        )
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason, self.message = reason, message
+        super().__init__(f"{reason}: {message}")
+
+
+# ---------------------------------------------------------------- lists and validation
+
+
+def _time(text: str) -> float | None:
+    if text.strip() == "":
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite time: {text!r}")
+    return value
+
+
+def read_clip_list(path: str | Path) -> list[ShardClip]:
+    """Read a CSV with a header holding ``youtube_id`` (and optionally ``start``, ``end``,
+    ``clip_id``; a records CSV of :mod:`avmodels.data` works). Never raises on a bad line:
+    it becomes a :class:`ShardClip` with ``problem`` set, which the shard records."""
+    clips = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)
+        if "youtube_id" not in (reader.fieldnames or []):
+            raise ValueError(f"{path}: no youtube_id column in header {reader.fieldnames}")
+        for row in reader:
+            yid = (row.get("youtube_id") or "").strip()
+            given = (row.get("clip_id") or "").strip()
+            if None in row or any(v is None for v in row.values()):
+                problem = f"line {reader.line_num}: wrong number of fields"
+                clips.append(ShardClip(yid, None, None, given or f"line{reader.line_num}", problem))
+                continue
+            try:
+                start, end = _time(row.get("start") or ""), _time(row.get("end") or "")
+            except ValueError as err:
+                problem = f"line {reader.line_num}: {err}"
+                clips.append(ShardClip(yid, None, None, given or f"line{reader.line_num}", problem))
+                continue
+            clips.append(ShardClip(yid, start, end, given))
+    return clips
+
+
+def _check(clip: ClipSource) -> _Failure | None:
+    """Why ``clip`` must not be requested (None: it may)."""
+    problem = getattr(clip, "problem", "")
+    if not isinstance(clip.youtube_id, str) or not YOUTUBE_ID.fullmatch(clip.youtube_id):
+        return _Failure("invalid id", f"not a YouTube ID: {clip.youtube_id!r}")
+    if problem:
+        return _Failure("malformed", problem)
+    if not CLIP_ID.fullmatch(clip.clip_id):
+        return _Failure("invalid id", f"unsafe clip id: {clip.clip_id!r}")
+    start, end = clip.start, clip.end
+    if (start is None) != (end is None) or (
+        start is not None and not (0 <= start < end and math.isfinite(end))
+    ):
+        return _Failure("malformed", f"bad time range start={start} end={end}")
+    return None
+
+
+# ---------------------------------------------------------------- failure CSV
+
+
+def read_failures(path: str | Path) -> dict[str, dict[str, str]]:
+    """Rows of a failures CSV by clip ID (the last row of a clip wins)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["clip_id"]: row for row in csv.DictReader(f) if row.get("clip_id")}
+
+
+def _write_failures(path: Path, rows: Iterable[Mapping[str, str]]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, FAILURE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", str(text))).strip()
+    return text.removeprefix("ERROR: ")[:limit]
+
+
+# ---------------------------------------------------------------- error classification
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (DownloadError.exc_info, ExtractorError.cause, __cause__)."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        exc_info = getattr(e, "exc_info", None)
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+        todo += [exc_info[1]] if isinstance(exc_info, tuple) and len(exc_info) > 1 else []
+    return seen
+
+
+def _http_reason(status: int) -> str:
+    if status == 401:
+        return "private"
+    if status in (404, 410):
+        return "unavailable"
+    if status == 451:
+        return "geo-blocked"
+    if status in (403, 408, 429) or status >= 500:
+        return "network"  # YouTube media URLs answer 403 when throttled or expired
+    return "other"
+
+
+def classify_error(exc: BaseException) -> str:
+    """Failure reason (one of :data:`REASONS`) for an exception raised by yt-dlp."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import ContentTooShortError, GeoRestrictedError
+
+    chain = _chain(exc)
+    if any(isinstance(e, GeoRestrictedError) for e in chain):
+        return "geo-blocked"
+    text = " ".join(str(e) for e in chain).lower()
+    for reason, needles in _MESSAGE_REASONS[:-1]:  # all but the generic network words
+        if any(n in text for n in needles):
+            return reason
+    for e in chain:
+        if isinstance(e, HTTPError):
+            return _http_reason(e.status)
+        if isinstance(e, TransportError | ContentTooShortError | TimeoutError | ConnectionError):
+            return "network"
+    if any(n in text for n in _MESSAGE_REASONS[-1][1]):
+        return "network"
+    return "other"
+
+
+# ---------------------------------------------------------------- one clip
+
+
+class _YdlLogger:
+    """Route yt-dlp's messages to :mod:`logging` (errors are recorded by the shard)."""
+
+    def debug(self, msg: str) -> None:
+        logger.debug("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        logger.debug("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        logger.info("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        logger.debug("yt-dlp: %s", msg)
+
+
+def _expected_duration(clip: ClipSource, source_duration: Any) -> float | None:
+    known = isinstance(source_duration, int | float) and source_duration > 0
+    if clip.start is None:
+        return float(source_duration) if known else None
+    end = min(clip.end, float(source_duration)) if known else clip.end
+    return end - clip.start
+
+
+def _verify(path: Path, clip: ClipSource, info: Mapping[str, Any]) -> None:
+    """Raise :class:`_Failure` unless ``path`` decodes with both streams, long enough."""
+    try:
+        src = media.probe(path)
+        got = media.decoded_duration(path)
+    except media.MediaError as err:
+        raise _Failure("corrupt", err.detail or err.reason) from None
+    if src.video_index is None and src.audio_index is None:
+        raise _Failure("corrupt", "no audio or video stream")
+    if src.video_index is None:
+        raise _Failure("no video", f"streams of {src.container} file: audio only")
+    if src.audio_index is None:
+        raise _Failure("no audio", f"streams of {src.container} file: video only")
+    expected = _expected_duration(clip, info.get("duration"))
+    if expected is not None and got < expected - max(TRUNCATION_TOLERANCE, 0.05 * expected):
+        raise _Failure("network", f"truncated: {got:.2f} s decoded of {expected:.2f} s")
+
+
+def _fetch(url: str, clip: ClipSource, work: Path, params: Mapping[str, Any]) -> Path:
+    """One yt-dlp attempt into the empty directory ``work``; returns the verified file."""
+    from yt_dlp import YoutubeDL
+    from yt_dlp.utils import download_range_func
+
+    opts = {**params, "paths": {"home": str(work)}, "outtmpl": f"{clip.clip_id}.%(ext)s"}
+    if clip.start is not None:
+        opts["download_ranges"] = download_range_func(None, [(clip.start, clip.end)])
+    with YoutubeDL(opts) as ydl:
+        info = ydl.extract_info(url, download=True)
+    done = [p for p in work.iterdir() if p.stem == clip.clip_id and p.is_file()]
+    if len(done) != 1:
+        raise _Failure("other", f"yt-dlp finished but left {sorted(p.name for p in done)}")
+    _verify(done[0], clip, info or {})
+    return done[0]
+
+
+def _download_clip(
+    clip: ClipSource,
+    url: str,
+    out_dir: Path,
+    params: Mapping[str, Any],
+    retries: int,
+    backoff: float,
+) -> Path:
+    """Download with retries on network failures; raises :class:`_Failure`."""
+    work = out_dir / INCOMPLETE / clip.clip_id
+    try:
+        for attempt in range(retries + 1):
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            try:
+                path = _fetch(url, clip, work, params)
+            except _Failure as err:
+                failure = err
+            except Exception as err:  # every yt-dlp error becomes a failure row
+                failure = _Failure(classify_error(err), _one_line(err))
+            else:
+                final = out_dir / path.name
+                os.replace(path, final)
+                return final
+            if failure.reason != "network" or attempt == retries:
+                raise failure
+            delay = backoff * 2**attempt
+            logger.info("%s: %s; retry %d in %.1f s", clip.clip_id, failure, attempt + 1, delay)
+            time.sleep(delay)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- shard
+
+
+def download_shard(
+    records: Iterable[ClipSource],
+    out_dir: str | Path,
+    failures_csv: str | Path,
+    url_template: str = YOUTUBE_URL,
+    retries: int = 3,
+    backoff: float = 5.0,
+    *,
+    format: str = DEFAULT_FORMAT,
+    force_keyframes_at_cuts: bool = False,
+    retry_reasons: Collection[str] = (),
+    socket_timeout: float = 30.0,
+    ydl_options: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> DownloadSummary:
+    """Download every clip of ``records`` into ``out_dir/<clip_id>.<ext>``, one at a time.
+
+    ``url_template`` gets the YouTube ID as ``{id}``. Network failures are retried
+    ``retries`` times after ``backoff * 2**k`` s. Every failure is a row of
+    ``failures_csv`` (:data:`FAILURE_COLUMNS`); the shard never stops on a clip. Finished
+    files and clips failed before (unless their reason is in ``retry_reasons``) are
+    skipped, so a re-run makes no requests for them. ``force_keyframes_at_cuts`` re-encodes
+    for frame-exact cuts (slow). ``ydl_options`` are extra/overriding yt-dlp parameters
+    (e.g. ``cookiefile``, ``js_runtimes``).
+    """
+    from tqdm import tqdm
+
+    out_dir, failures_csv = Path(out_dir), Path(failures_csv)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures_csv.parent.mkdir(parents=True, exist_ok=True)
+    params = {
+        "format": format,
+        "quiet": True,
+        "noprogress": True,
+        "logger": _YdlLogger(),
+        "noplaylist": True,
+        "overwrites": True,
+        "cachedir": False,
+        "retries": 3,
+        "fragment_retries": 3,
+        "extractor_retries": 1,
+        "socket_timeout": socket_timeout,
+        "ffmpeg_location": media.ensure_ffmpeg(),
+        "force_keyframes_at_cuts": force_keyframes_at_cuts,
+        "external_downloader_args": {"ffmpeg_i": ["-rw_timeout", str(int(socket_timeout * 1e6))]},
+        **(ydl_options or {}),
+    }
+    old = read_failures(failures_csv)
+    new: dict[str, dict[str, str]] = {}
+    done: set[str] = set()
+    summary = DownloadSummary()
+    clips: dict[str, ClipSource] = {}
+    for clip in records:
+        clips.setdefault(str(clip.clip_id), clip)
+    bar = tqdm(clips.items(), desc="download", unit="clip", disable=not progress)
+    try:
+        with open(failures_csv, "a", newline="", encoding="utf-8") as log:  # crash-safe log
+            writer = csv.DictWriter(log, FAILURE_COLUMNS, lineterminator="\n")
+            if log.tell() == 0:
+                writer.writeheader()
+            for key, clip in bar:
+                summary.requested += 1
+                failure = _check(clip)
+                if failure is None and media.find_video(out_dir, key) is not None:
+                    summary.already_done += 1
+                    done.add(key)
+                    continue
+                if failure is None and key in old and old[key]["reason"] not in retry_reasons:
+                    summary.previously_failed += 1
+                    continue
+                if failure is None:
+                    url = url_template.format(id=clip.youtube_id)
+                    try:
+                        _download_clip(clip, url, out_dir, params, retries, backoff)
+                        summary.downloaded += 1
+                        done.add(key)
+                        continue
+                    except _Failure as err:
+                        failure = err
+                new[key] = {
+                    "clip_id": key,
+                    "youtube_id": str(clip.youtube_id),
+                    "reason": failure.reason,
+                    "message": _one_line(failure.message),
+                }
+                writer.writerow(new[key])
+                log.flush()
+                summary.failed[failure.reason] += 1
+                logger.info("%s failed: %s", key, failure)
+    finally:
+        kept = {k: v for k, v in old.items() if k not in done}
+        _write_failures(failures_csv, {**kept, **new}.values())
+        incomplete = out_dir / INCOMPLETE
+        if incomplete.is_dir() and not any(incomplete.iterdir()):
+            incomplete.rmdir()
+    logger.info("%s: %s", out_dir, summary)
+    return summary

@@ -1,0 +1,582 @@
+"""Decode videos into the clip layout the models read: 11025 Hz mono audio + 8 fps frames.
+
+Tian & Xu (CVPR 2021, arXiv:2104.02000, supplementary Sec. A.2) sample sound at 11025 Hz and
+frames at 8 fps (``ffmpeg -r 8`` in their code). One preprocessed clip is a directory::
+
+    audio.wav        11025 Hz mono PCM16 (soundfile reads any window without decoding the rest)
+    frames.mjpeg     the 8 fps frames as concatenated baseline JPEGs (a valid MJPEG stream)
+    frames.idx       T + 1 little-endian int64 byte offsets: frame i is bytes [idx[i], idx[i+1])
+    info.json        duration, samples, frames, frame size, source fps / sample rate / layout
+
+Frames are scaled so that the short side is at most ``max_short_side`` (default 256, aspect
+kept, non-square pixels made square; smaller sources are kept as they are): the models crop
+224 px after a 246 px resize, so 256 px loses nothing and keeps storage small.
+
+Storage was chosen by measurement (``bench/frame_formats.py``, 10 s clip at 455x256): the
+packed JPEG stream reads a random frame as fast as one JPEG file per frame (~1.6 ms, decode
+bound) with the same bytes (~1.7 MB), but in 4 files per clip instead of 82; a uint8 ``.npy``
+reads in ~0.8 ms but takes ~17x the bytes, PNG ~7x the bytes and 6x the read time, and an
+H.264 mp4 is half the size but ~100x slower to seek. PCM16 WAV reads a 65535-sample window
+~3x faster than FLAC, which would save under 3 % of a clip's bytes; 16-bit quantisation
+(3e-5) is far below the attack budgets (6e-3).
+
+Both streams are aligned to t = 0 (audio padded/trimmed by ``aresample``, frames by
+``fps:start_time``) and cut to their common duration. A clip directory is built in a temporary
+directory beside it and renamed into place at the end, so an existing directory with
+``info.json`` is always complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import ffmpeg
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 11025
+FPS = 8
+MAX_SHORT_SIDE = 256
+MIN_DURATION = 1.0
+JPEG_QUALITY = 3  # ffmpeg -q:v, 2 (best) .. 31; 3 is visually lossless
+AUDIO_FILE = "audio.wav"
+FRAMES_FILE = "frames.mjpeg"
+INDEX_FILE = "frames.idx"
+INFO_FILE = "info.json"
+FORMAT_VERSION = 1
+REASONS = ("no audio", "no video", "too short", "undecodable")
+NOT_DOWNLOADED = "not downloaded"
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".3gp", ".mov", ".m4v", ".avi", ".flv", ".ogv")
+
+
+class MediaError(Exception):
+    """A video that cannot become a clip; ``str(e)`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason, self.detail = reason, detail
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What :func:`preprocess_clip` wrote: seconds, audio samples, frames."""
+
+    duration: float
+    num_samples: int
+    num_frames: int
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Streams of a media file as ``ffmpeg -i`` reports them (None: not reported)."""
+
+    container: str
+    duration: float | None
+    video_index: int | None
+    audio_index: int | None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channel_layout: str | None = None
+
+
+class ClipLike(Protocol):
+    """What :func:`preprocess_many` reads from a record (e.g. ``avmodels.data.ClipRecord``)."""
+
+    dataset: str
+    label: str
+    split: str
+
+    @property
+    def clip_id(self) -> str: ...
+
+
+# ---------------------------------------------------------------- ffmpeg and probing
+
+
+def ensure_ffmpeg() -> str:
+    """Return a program named ``ffmpeg`` on PATH, linking imageio-ffmpeg's binary if needed.
+
+    yt-dlp and ffmpeg-python look the program up by name; the imageio-ffmpeg wheel ships it
+    under another name, so it is symlinked as ``<cache>/avmodels/bin/ffmpeg`` and that
+    directory is prepended to ``PATH`` of this process (and its children).
+    """
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    for bin_dir in (cache / "avmodels" / "bin", Path(tempfile.gettempdir()) / "avmodels-bin"):
+        link = bin_dir / "ffmpeg"
+        try:
+            bin_dir.mkdir(parents=True, exist_ok=True)
+            if not (link.exists() and os.path.samefile(link, exe)):
+                tmp = bin_dir / f".ffmpeg.{uuid.uuid4().hex}"
+                os.symlink(exe, tmp)
+                os.replace(tmp, link)  # atomic when several processes race
+        except OSError as err:
+            logger.debug("cannot link ffmpeg into %s: %s", bin_dir, err)
+            continue
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        return str(link)
+    raise RuntimeError(f"cannot make {exe} available as 'ffmpeg'")
+
+
+def _input_url(path: Path) -> str:
+    # "file:" + absolute path: a name like "-x" or "http:y" is never an option or a protocol
+    return "file:" + str(Path(path).resolve())
+
+
+_STREAM = re.compile(r"^\s*Stream #0:(\d+)\S*: (Video|Audio|Subtitle|Data|Attachment): (.*)$")
+_DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+
+
+def parse_probe(stderr: str) -> SourceInfo:
+    """Parse the stream listing of ``ffmpeg -i FILE``; MediaError("undecodable") if none."""
+    container, duration = None, None
+    video: dict[str, Any] = {}
+    audio: dict[str, Any] = {}
+    for line in stderr.splitlines():
+        if container is None and (m := re.match(r"^Input #0, (.+?), from ", line)):
+            container = m.group(1)
+        elif m := _DURATION.match(line):
+            h, mi, s = m.groups()
+            duration = int(h) * 3600 + int(mi) * 60 + float(s)
+        elif m := _STREAM.match(line):
+            index, kind, desc = int(m.group(1)), m.group(2), m.group(3)
+            if kind == "Video" and not video and "(attached pic)" not in desc:
+                size = re.search(r", (\d{1,5})x(\d{1,5})\b", desc)
+                fps = re.search(r", ([\d.]+)(k?) (?:fps|tbr)\b", desc)
+                video = {
+                    "video_index": index,
+                    "width": int(size.group(1)) if size else None,
+                    "height": int(size.group(2)) if size else None,
+                    "fps": float(fps.group(1)) * (1000 if fps.group(2) else 1) if fps else None,
+                }
+            elif kind == "Audio" and not audio:
+                rate = re.search(r", (\d+) Hz, ([^,]+)", desc)
+                audio = {
+                    "audio_index": index,
+                    "sample_rate": int(rate.group(1)) if rate else None,
+                    "channel_layout": rate.group(2).strip() if rate else None,
+                }
+    if container is None:
+        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+        raise MediaError("undecodable", lines[-1] if lines else "ffmpeg printed nothing")
+    fields = {"video_index": None, "audio_index": None, **video, **audio}
+    return SourceInfo(container=container, duration=duration, **fields)
+
+
+def probe(path: str | Path) -> SourceInfo:
+    """Streams of ``path`` from ``ffmpeg -i`` (no ffprobe needed); MediaError if not media."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-i", _input_url(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300)
+    return parse_probe(proc.stderr)
+
+
+def decoded_duration(path: str | Path, timeout: float = 300) -> float:
+    """Seconds of media that actually decode from ``path`` (catches truncated files)."""
+    cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-nostats"]
+    cmd += ["-i", _input_url(Path(path)), "-progress", "pipe:1", "-f", "null", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout)
+    times = re.findall(r"^out_time_us=(\d+)$", proc.stdout, flags=re.M)
+    if proc.returncode != 0 or not times:
+        lines = proc.stderr.strip().splitlines()
+        raise MediaError("undecodable", lines[-1] if lines else "nothing decoded")
+    return int(times[-1]) / 1e6
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def _scale_expr(max_side: int) -> tuple[str, str]:
+    """ffmpeg scale w/h: short side of the square-pixel picture at most ``max_side``."""
+    dw, s = "(iw*sar)", max_side
+    keep = f"lte(min({dw},ih),{s})"
+    w = f"round(if({keep},{dw},if(lt({dw},ih),{s},{s}*{dw}/ih)))"
+    h = f"round(if({keep},ih,if(lt({dw},ih),{s}*ih/{dw},{s})))"
+    return w, h
+
+
+def _decode(
+    video: Path,
+    jpg_dir: Path,
+    src: SourceInfo,
+    start: float | None,
+    end: float | None,
+    max_short_side: int,
+    jpeg_quality: int,
+) -> np.ndarray:
+    """One ffmpeg run: frames to ``jpg_dir/%06d.jpg``, mono float32 audio returned."""
+    seek: dict[str, float] = {}
+    if start:
+        seek["ss"] = start
+    if end is not None:
+        seek["t"] = end - (start or 0.0)
+    inp = ffmpeg.input(_input_url(video), **seek)
+    audio = (
+        inp[str(src.audio_index)]
+        .filter("aresample", SAMPLE_RATE, **{"async": 1, "first_pts": 0})
+        .output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=SAMPLE_RATE)
+    )
+    w, h = _scale_expr(max_short_side)
+    # absolute (never read as an option), "%" escaped for the image2 file-name pattern
+    pattern = str(jpg_dir.resolve()).replace("%", "%%") + "/%06d.jpg"
+    frames = (
+        inp[str(src.video_index)]
+        .filter("fps", fps=FPS, start_time=0)
+        .filter("scale", w=w, h=h)
+        .filter("setsar", 1)
+        .output(pattern, format="image2", start_number=0, **{"q:v": jpeg_quality})
+    )
+    cmd = ffmpeg.merge_outputs(audio, frames).global_args("-nostdin", "-v", "error")
+    try:
+        out, _ = cmd.run(cmd=ensure_ffmpeg(), capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as err:
+        lines = err.stderr.decode(errors="replace").strip().splitlines()
+        raise MediaError("undecodable", lines[-1] if lines else "ffmpeg failed") from None
+    return np.frombuffer(out, dtype="<f4")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _pack_frames(jpgs: Sequence[Path], tmp: Path) -> None:
+    offsets = np.zeros(len(jpgs) + 1, dtype=np.int64)
+    with open(tmp / FRAMES_FILE, "wb") as f:
+        for i, jpg in enumerate(jpgs):
+            offsets[i + 1] = offsets[i] + f.write(jpg.read_bytes())
+        f.flush()
+        os.fsync(f.fileno())
+    _write_synced(tmp / INDEX_FILE, offsets.astype("<i8").tobytes())
+
+
+def _commit(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished ``tmp`` onto ``out_dir``, replacing an older clip if any."""
+    olds = []
+    for _ in range(3):
+        try:
+            os.rename(tmp, out_dir)
+            break
+        except OSError:
+            if not out_dir.exists():
+                raise
+        old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.old")
+        with contextlib.suppress(FileNotFoundError):  # another process may have moved it
+            os.rename(out_dir, old)
+            olds.append(old)
+    else:
+        raise OSError(f"could not move {tmp} to {out_dir}")
+    for old in olds:
+        logger.info("replaced %s", out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def preprocess_clip(
+    video_path: str | Path,
+    out_dir: str | Path,
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    max_short_side: int = MAX_SHORT_SIDE,
+    min_duration: float = MIN_DURATION,
+    jpeg_quality: int = JPEG_QUALITY,
+) -> ClipInfo:
+    """Decode ``video_path`` (optionally only [start, end) s) into the clip directory ``out_dir``.
+
+    Any container, frame rate, channel layout, sample rate and size ffmpeg reads works.
+    Raises :class:`MediaError` with reason "no audio", "no video", "too short" (common
+    duration below ``min_duration`` s) or "undecodable"; ``out_dir`` is then left untouched.
+    """
+    video, out_dir = Path(video_path), Path(out_dir)
+    if start is not None and start < 0 or end is not None and end <= (start or 0.0):
+        raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
+    src = probe(video)
+    if src.video_index is None and src.audio_index is None:
+        raise MediaError("undecodable", "no audio or video stream")
+    if src.video_index is None:
+        raise MediaError("no video")
+    if src.audio_index is None:
+        raise MediaError("no audio")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        (tmp / "jpg").mkdir(parents=True)
+        # the header's duration tells "too short" from "undecodable" when nothing decodes
+        short = src.duration is not None and src.duration - (start or 0) < min_duration
+        try:
+            samples = _decode(video, tmp / "jpg", src, start, end, max_short_side, jpeg_quality)
+        except MediaError as err:
+            raise MediaError("too short" if short else err.reason, err.detail) from None
+        jpgs = sorted((tmp / "jpg").iterdir())
+        duration = min(samples.size / SAMPLE_RATE, len(jpgs) / FPS)
+        if duration == 0 and not short:
+            raise MediaError("undecodable", "no audio samples or no frames decoded")
+        if duration < min_duration or duration == 0:
+            raise MediaError("too short", f"{duration:.3f} s decoded, minimum {min_duration} s")
+        info = ClipInfo(
+            duration=duration,
+            num_samples=round(duration * SAMPLE_RATE),
+            num_frames=min(len(jpgs), math.ceil(duration * FPS - 1e-6)),
+        )
+        wav = io.BytesIO()
+        audio = np.clip(samples[: info.num_samples], -1.0, 1.0)
+        sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        _write_synced(tmp / AUDIO_FILE, wav.getvalue())
+        _pack_frames(jpgs[: info.num_frames], tmp)
+        shutil.rmtree(tmp / "jpg")
+        height, width = load_frame(tmp, 0).shape[:2]
+        meta = {
+            **asdict(info),
+            "sample_rate": SAMPLE_RATE,
+            "fps": FPS,
+            "height": height,
+            "width": width,
+            "start": start,
+            "end": end,
+            "source": {**asdict(src), "path": str(video)},
+            "format_version": FORMAT_VERSION,
+        }
+        _write_synced(tmp / INFO_FILE, json.dumps(meta, indent=1).encode())
+        _commit(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.debug("%s -> %s: %s", video, out_dir, info)
+    return info
+
+
+# ---------------------------------------------------------------- reading clips
+
+
+def is_clip_dir(out_dir: str | Path) -> bool:
+    """True when ``out_dir`` holds a finished clip."""
+    return (Path(out_dir) / INFO_FILE).is_file()
+
+
+def read_info(out_dir: str | Path) -> dict[str, Any]:
+    """The ``info.json`` of a finished clip."""
+    path = Path(out_dir) / INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{out_dir}: not a finished clip ({INFO_FILE} missing)")
+    return json.loads(path.read_text())
+
+
+def load_audio(
+    out_dir: str | Path, start: int = 0, stop: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Mono float32 waveform in [-1, 1] (samples ``start:stop``) and its sample rate."""
+    data, sr = sf.read(Path(out_dir) / AUDIO_FILE, start=start, stop=stop, dtype="float32")
+    return data, sr
+
+
+def frame_count(out_dir: str | Path) -> int:
+    """Number of frames of a clip."""
+    return os.path.getsize(Path(out_dir) / INDEX_FILE) // 8 - 1
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        return np.array(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def load_frame(out_dir: str | Path, index: int) -> np.ndarray:
+    """Frame ``index`` (negative counts from the end) as uint8 (H, W, 3); decodes only it."""
+    n = frame_count(out_dir)
+    if not -n <= index < n:
+        raise IndexError(f"frame {index} out of range for {n} frames in {out_dir}")
+    with open(Path(out_dir) / INDEX_FILE, "rb") as f:
+        f.seek(8 * (index % n))
+        start, stop = np.frombuffer(f.read(16), dtype="<i8")
+    with open(Path(out_dir) / FRAMES_FILE, "rb") as f:
+        f.seek(int(start))
+        return _decode_jpeg(f.read(int(stop - start)))
+
+
+def load_frames(out_dir: str | Path) -> np.ndarray:
+    """All frames as uint8 (T, H, W, 3)."""
+    offsets = np.fromfile(Path(out_dir) / INDEX_FILE, dtype="<i8")
+    data = (Path(out_dir) / FRAMES_FILE).read_bytes()
+    spans = zip(offsets[:-1], offsets[1:], strict=True)
+    return np.stack([_decode_jpeg(data[a:b]) for a, b in spans])
+
+
+# ---------------------------------------------------------------- many clips
+
+
+def find_video(video_dir: str | Path, clip_id: str) -> Path | None:
+    """The finished download ``video_dir/<clip_id>.<ext>``, or None."""
+    for ext in VIDEO_EXTENSIONS:
+        path = Path(video_dir) / f"{clip_id}{ext}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _class_index(items: Sequence[Any], classes: Sequence[str] | None) -> dict[tuple, int]:
+    """(dataset, label) -> index: ``classes`` if given, else the paper's order
+    (``avmodels.lists.CLASSES``), else sorted labels of the dataset's items."""
+    from avmodels.lists import CLASSES
+
+    index = {}
+    for dataset in {getattr(i, "dataset", "") for i in items}:
+        names = classes or CLASSES.get(dataset)
+        if names is None:
+            same = [i for i in items if getattr(i, "dataset", "") == dataset]
+            names = sorted({getattr(i, "label", "") for i in same} - {""})
+        index.update({(dataset, c): k for k, c in enumerate(names)})
+    return index
+
+
+def _manifest_row(item: Any, clip_dir: Path, info: Mapping[str, Any], classes: Mapping) -> dict:
+    dataset, label = getattr(item, "dataset", ""), getattr(item, "label", "")
+    return {
+        "clip_id": clip_dir.name,
+        "dataset": dataset,
+        "label": label,
+        "label_index": classes.get((dataset, label), -1),
+        "split": getattr(item, "split", ""),
+        "clip_dir": str(clip_dir),
+        "duration": info["duration"],
+        "num_samples": info["num_samples"],
+        "num_frames": info["num_frames"],
+    }
+
+
+def preprocess_many(
+    items: Iterable[ClipLike | str | Path],
+    out_root: str | Path,
+    *,
+    video_dir: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    trim: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Preprocess clips into ``out_root/<clip_id>``; never stops on a bad clip.
+
+    ``items`` are video paths (clip id = file stem) or records with ``clip_id``, ``dataset``,
+    ``label``, ``split`` whose video is ``video_dir/<clip_id>.<ext>`` (as downloaded by
+    :func:`avmodels.download.download_shard`). ``trim=True`` cuts each record's
+    ``start``/``end`` from its video (for uncut sources; downloads are already cut).
+    ``classes`` gives ``label_index`` (default: ``avmodels.lists.CLASSES[dataset]``, the
+    paper's order, or the sorted labels of a dataset not listed there; -1 without a label).
+    Finished clip directories are reused. Returns (manifest rows, exclusion rows) with the
+    columns of ``avmodels.data.MANIFEST_COLUMNS`` and ``EXCLUSION_COLUMNS``; ``options`` go
+    to :func:`preprocess_clip`. A progress bar goes to stderr.
+    """
+    from tqdm import tqdm
+
+    items, out_root = list(items), Path(out_root)
+    class_index = _class_index(items, classes)
+    rows, excluded = [], []
+    for item in tqdm(items, desc="preprocess", unit="clip", disable=not progress):
+        if isinstance(item, str | Path):
+            video, clip_id = Path(item), Path(item).stem
+        else:
+            clip_id = item.clip_id
+            video = find_video(video_dir, clip_id) if video_dir is not None else None
+        clip_dir = out_root / clip_id
+        reason = None
+        if is_clip_dir(clip_dir):
+            pass
+        elif video is None or not video.is_file():
+            reason = NOT_DOWNLOADED
+        else:
+            times = (getattr(item, "start", None), getattr(item, "end", None)) if trim else ()
+            try:
+                preprocess_clip(video, clip_dir, *times, **options)
+            except MediaError as err:
+                reason = err.reason
+                logger.info("%s excluded: %s %s", clip_id, err.reason, err.detail)
+        if reason is None:
+            rows.append(_manifest_row(item, clip_dir, read_info(clip_dir), class_index))
+        else:
+            excluded.append(
+                {
+                    "clip_id": clip_id,
+                    "dataset": getattr(item, "dataset", ""),
+                    "split": getattr(item, "split", ""),
+                    "reason": reason,
+                }
+            )
+    return rows, excluded
+
+
+# ---------------------------------------------------------------- lazy re-exports + CLI
+
+
+def __getattr__(name: str) -> Any:
+    # the downloader imports yt-dlp (slow); load it only when asked for
+    if name in ("download_shard", "YOUTUBE_URL", "DownloadSummary"):
+        from avmodels import download
+
+        return getattr(download, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m avmodels.media preprocess VIDEO OUT_DIR [--start S --end E]``."""
+    parser = argparse.ArgumentParser(prog="python -m avmodels.media")
+    sub = parser.add_subparsers(dest="command", required=True)
+    pre = sub.add_parser("preprocess", help="decode a video into a clip directory")
+    pre.add_argument("video", type=Path)
+    pre.add_argument("out_dir", type=Path)
+    pre.add_argument("--start", type=float, default=None)
+    pre.add_argument("--end", type=float, default=None)
+    pre.add_argument("--max-short-side", type=int, default=MAX_SHORT_SIDE)
+    pre.add_argument("--min-duration", type=float, default=MIN_DURATION)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        info = preprocess_clip(
+            args.video,
+            args.out_dir,
+            args.start,
+            args.end,
+            max_short_side=args.max_short_side,
+            min_duration=args.min_duration,
+        )
+    except (MediaError, FileNotFoundError) as err:
+        reason = err.reason if isinstance(err, MediaError) else "no such file"
+        print(f"{args.video}: {reason}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.out_dir}: duration {info.duration:.3f} s, "
+        f"{info.num_samples} samples, {info.num_frames} frames"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Config validation: every preset passes; bad configs fail with a one-line reason naming the key."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from avmodels.config import ConfigError, check_config, load_schema
+from avmodels.plan import all_evaluations, variant_settings
+
+PRESETS = ["config.yaml", "config/tiny.yaml", "config/paper.yaml"]
+
+
+@pytest.fixture(scope="module")
+def schema(repo_dir: Path) -> dict:
+    return load_schema(repo_dir / "config" / "config.schema.yaml")
+
+
+def _load(repo_dir: Path, name: str) -> dict:
+    return yaml.safe_load((repo_dir / name).read_text())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_are_valid(repo_dir: Path, schema: dict, preset: str) -> None:
+    check_config(_load(repo_dir, preset), schema)
+
+
+def _broken(config: dict, edit: str) -> dict:
+    config = copy.deepcopy(config)
+    if edit == "unknown key":
+        config["evaluation"]["stepz"] = 10
+    elif edit == "wrong type":
+        config["train"]["epochs"] = "ten"
+    elif edit == "unknown fusion":
+        config["variants"]["concat"]["arch"] = "concatenate"
+    elif edit == "negative budget":
+        config["evaluation"]["table_budgets"]["multi"] = -0.006
+    elif edit == "unknown variant in a list":
+        config["evaluation"]["sweep_models"] = ["concat", "nope"]
+    return config
+
+
+CASES = {
+    "unknown key": "evaluation: unknown key(s) stepz",
+    "wrong type": "train.epochs: 'ten' is not of type 'integer'",
+    "unknown fusion": "variants.concat.arch: 'concatenate' is not one of",
+    "negative budget": "evaluation.table_budgets.multi: -0.006",
+    "unknown variant in a list": "evaluation.sweep_models: 'nope' is not a variant",
+}
+
+
+@pytest.mark.parametrize("edit", list(CASES))
+def test_bad_config_names_the_key(repo_dir: Path, schema: dict, edit: str) -> None:
+    config = _broken(_load(repo_dir, "config/tiny.yaml"), edit)
+    with pytest.raises(ConfigError) as err:
+        check_config(config, schema)
+    message = str(err.value)
+    assert "\n" not in message
+    assert CASES[edit] in message
+
+
+@pytest.mark.parametrize("edit", ["unknown key", "wrong type", "unknown fusion", "negative budget"])
+def test_snakemake_rejects_bad_config_before_any_job(
+    repo_dir: Path, tmp_path: Path, edit: str
+) -> None:
+    config = _broken(_load(repo_dir, "config/tiny.yaml"), edit)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "all", "-s", str(repo_dir / "Snakefile"),
+         "--cores", "1", "--directory", str(tmp_path), "--configfile", str(path)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert CASES[edit] in run.stderr
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "resources").exists()
+
+
+def test_variant_settings_layering(repo_dir: Path) -> None:
+    config = _load(repo_dir, "config/paper.yaml")
+    music = variant_settings(config, "minsim", "music")
+    assert (music["epochs"], music["loss"], music["arch"]) == (100, "minsim", "concat")
+    ks = variant_settings(config, "concat", "kinetics_sounds")
+    assert (ks["epochs"], ks["milestones"], ks["loss"]) == (30, [10, 20], "ce")
+
+
+def test_budget_change_touches_only_its_evaluations(repo_dir: Path) -> None:
+    config = _load(repo_dir, "config.yaml")
+    before = set(all_evaluations(config))
+    changed = copy.deepcopy(config)
+    changed["evaluation"]["sweep_budgets"] = [0.003, 0.024]
+    after = set(all_evaluations(changed))
+    assert {k.eps for k in before - after} == {"0.002"}
+    assert {k.eps for k in after - before} == {"0.003"}
