@@ -14,7 +14,7 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -38,7 +38,9 @@ def _versions() -> dict[str, str]:
 def _named(io: Any) -> dict[str, Any]:
     """Named entries of a Snakemake input/output object, positional ones by index."""
     names = dict(io.items()) if hasattr(io, "items") else {}
-    listed = {v for value in names.values() for v in (value if isinstance(value, list) else [value])}
+    listed = {
+        v for value in names.values() for v in (value if isinstance(value, list) else [value])
+    }
     extra = [str(p) for p in io if str(p) not in listed]
     named = {k: [str(p) for p in v] if isinstance(v, list) else str(v) for k, v in names.items()}
     if extra:
@@ -61,9 +63,32 @@ def _device() -> str:
     return "cpu"
 
 
+FAILURES_SUFFIX = ".failures"
+
+
+def failed_attempts(wildcards: Any, output: Any) -> int:
+    """How many times the job of ``output`` has failed (a rerun trigger for its ``params``).
+
+    A step run with ``on_error`` turns its failure into an output that says so and appends a
+    line to ``<first output>.failures``; the count then differs from the one recorded with the
+    failed run, so the next run retries the step.
+    """
+    path = Path(str(output[0]) + FAILURES_SUFFIX)
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
 @contextmanager
-def job(smk: Any, seed: int | None = None) -> Iterator[logging.Logger]:
-    """Run a workflow step: log to its log file, then record provenance for its outputs."""
+def job(
+    smk: Any,
+    seed: int | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> Iterator[logging.Logger]:
+    """Run a workflow step: log to its log file, then record provenance for its outputs.
+
+    ``on_error(reason)``, when given, writes outputs that mark the step as failed instead of
+    failing the workflow (the reason and traceback go to the log, the failure is counted
+    for :func:`failed_attempts`), so one failed evaluation leaves a marked gap in the tables.
+    """
     log_file = smk.log[0] if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -77,7 +102,16 @@ def job(smk: Any, seed: int | None = None) -> Iterator[logging.Logger]:
         os.environ.setdefault(var, threads)
     started = time.time()
     logger = logging.getLogger(f"avmodels.{smk.rule}")
-    yield logger
+    try:
+        yield logger
+    except Exception as err:
+        if on_error is None:
+            raise
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        logger.exception("step failed, output marked as failed: %s", reason)
+        on_error(reason)
+        with open(str(smk.output[0]) + FAILURES_SUFFIX, "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{reason}\n")
     inputs = _named(smk.input)
     outputs = _named(smk.output)
     record = {
@@ -85,9 +119,7 @@ def job(smk: Any, seed: int | None = None) -> Iterator[logging.Logger]:
         "wildcards": dict(smk.wildcards.items()),
         "params": {k: v for k, v in smk.params.items()},
         "inputs": {p: file_hash(p) for p in _flat(inputs) if Path(p).exists()},
-        "input_records": {
-            p: str(record_path(p)) for p in _flat(inputs) if record_path(p).exists()
-        },
+        "input_records": {p: str(record_path(p)) for p in _flat(inputs) if record_path(p).exists()},
         "seed": seed,
         "versions": _versions(),
         "device": _device(),

@@ -18,5 +18,6 @@ rule evaluate:
         exfmem=config["exfmem"],
         inputs=config["inputs"],
         code=code("evaluate"),
+        attempt=failed_attempts,
     script:
         "../workflow_scripts/evaluate.py"

@@ -9,6 +9,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 from avmodels import plan
 from avmodels.config import check_config, load_schema
+from avmodels.jobs import failed_attempts
 from avmodels.provenance import rule_code_hash
 
 check_config(

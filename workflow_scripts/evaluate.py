@@ -1,12 +1,20 @@
 """Score one model under one attack at one budget: clean, audio, visual and audio-visual."""
 
-from avmodels.evaluate import evaluate, load_evaluated_model
+from avmodels.defended import load_evaluated_model
+from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job
 
 ev = snakemake.params.evaluation
 inputs = snakemake.params.inputs
 wc = snakemake.wildcards
-with job(snakemake) as log:
+
+
+def mark_failed(reason: str) -> None:
+    rows = failed_evaluation(wc.dataset, wc.model, wc.defense, wc.attack, float(wc.eps), reason)
+    rows.to_csv(snakemake.output[0], index=False)
+
+
+with job(snakemake, on_error=mark_failed) as log:
     model, loss = load_evaluated_model(
         snakemake.input.checkpoint,
         memory=snakemake.input.get("memory"),
