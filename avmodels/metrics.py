@@ -1,0 +1,42 @@
+"""Accuracy and the summary metrics of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.6.
+
+All values are percentages. The attack modes are clean inputs and attacks on the audio only,
+the visual only and both (the paper's columns 3AV, 7A, 7V, 7AV).
+
+>>> attack_average([51.92, 45.19, 15.38])                       # Table 3, MUSIC, None
+37.49666666666667
+>>> relative_improvement(91.35, 50.96, 88.46, 37.50)           # MinSim vs None
+16.35...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+MODES = ("clean", "a", "v", "av")
+
+
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Percent of samples whose arg-max logit is the label; logits (B, C), labels (B,)."""
+    if labels.numel() == 0:
+        raise ValueError("accuracy of an empty batch")
+    return 100.0 * float((logits.argmax(dim=1) == labels).float().mean())
+
+
+def attack_average(attacked: Sequence[float]) -> float:
+    """``Avg = (7A + 7V + 7AV) / 3``: the mean of the attacked columns (Tables 1, 3-6)."""
+    if len(attacked) == 0:
+        raise ValueError("no attacked accuracies to average")
+    return sum(float(a) for a in attacked) / len(attacked)
+
+
+def average_with_clean(clean: float, attacked: Sequence[float]) -> float:
+    """Table 2's average: the mean of the clean and the attacked columns together."""
+    return attack_average([clean, *attacked])
+
+
+def relative_improvement(clean_m: float, avg_m: float, clean_none: float, avg_none: float) -> float:
+    """``RI = (3AV_m + Avg_m) - (3AV_n + Avg_n)``: a defense m against the base model n (None)."""
+    return (clean_m + avg_m) - (clean_none + avg_none)
