@@ -49,7 +49,7 @@ def check_config(config: dict, schema: dict) -> None:
 
 def _check_references(config: dict) -> None:
     variants = config["variants"]
-    for key in ("sweep_models", "fusion_models", "defense_models", "exfmem_models"):
+    for key in ("sweep_models",):
         for model in config["evaluation"].get(key, []):
             if model not in variants:
                 raise ConfigError(
@@ -64,7 +64,9 @@ def _check_references(config: dict) -> None:
         if spec["source"] == "youtube" and not spec.get("lists"):
             raise ConfigError(f"config error at datasets.{name}.lists: youtube datasets need lists")
         if spec["source"] == "synthetic" and name != "synthetic_music":
-            raise ConfigError(f"config error at datasets.{name}.source: only synthetic_music is synthetic")
+            raise ConfigError(
+                f"config error at datasets.{name}.source: only synthetic_music is synthetic"
+            )
     inputs = config["inputs"]
     if inputs["resize_size"] < inputs["image_size"]:
         raise ConfigError("config error at inputs.resize_size: smaller than inputs.image_size")

@@ -106,6 +106,7 @@ def job(
         yield logger
     except Exception as err:
         if on_error is None:
+            logger.exception("step failed")
             raise
         reason = f"{type(err).__name__}: {err}".splitlines()[0]
         logger.exception("step failed, output marked as failed: %s", reason)

@@ -11,18 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-TABLES = ("table1", "table2", "table3", "table4", "table5", "table6")
+from avmodels.table_specs import TABLE_NAMES, load_spec
+from avmodels.table_specs.base import METHODS
 
-# What each of the paper's tables evaluates (facts of the paper, Tables 1-6):
-# the models (config lists), the attacks and whether ExFMem rows are included.
-TABLE_SPECS: dict[str, dict[str, Any]] = {
-    "table1": {"models": "sweep_models", "attacks": "all", "budgets": ("single", "multi")},
-    "table2": {"models": "fusion_models", "attacks": ("fgsm",), "budgets": ("multi",)},
-    "table3": {"models": "defense_models", "attacks": ("fgsm",), "budgets": ("multi",), "exfmem": True},
-    "table4": {"models": "sweep_models", "attacks": "all", "budgets": ("single", "multi")},
-    "table5": {"models": "defense_models", "attacks": ("fgsm",), "budgets": ("multi",), "exfmem": True},
-    "table6": {"models": "defense_models", "attacks": ("mim",), "budgets": ("multi",), "exfmem": True},
-}
+TABLES = TABLE_NAMES
 
 
 @dataclass(frozen=True, order=True)
@@ -37,7 +29,8 @@ class EvalKey:
 
     @property
     def path(self) -> str:
-        return f"results/{self.dataset}/eval/{self.model}/{self.defense}/{self.attack}/{self.eps}.csv"
+        parts = (self.dataset, "eval", self.model, self.defense, self.attack)
+        return "results/" + "/".join(parts) + f"/{self.eps}.csv"
 
 
 def fmt_eps(value: float) -> str:
@@ -50,36 +43,30 @@ def datasets(config: dict) -> list[str]:
 
 
 def _models(config: dict, key: str) -> list[str]:
-    ev = config["evaluation"]
-    defaults = {
-        "sweep_models": ["concat", "audio", "visual"],
-        "fusion_models": ["sum", "concat", "film", "gated_sum", "gated_concat"],
-        "defense_models": ["concat", "audio", "visual", "pcl", "maxsim", "minsim"],
-        "exfmem_models": ["concat", "minsim"],
-    }
-    return [m for m in ev.get(key, defaults[key]) if m in config["variants"]]
+    default = ["concat", "audio", "visual"]
+    return [m for m in config["evaluation"].get(key, default) if m in config["variants"]]
 
 
 def table_evaluations(config: dict, table: str, dataset: str) -> list[EvalKey]:
-    """The evaluation jobs one table needs for one dataset."""
-    spec = TABLE_SPECS[table]
+    """The evaluation jobs one table needs for one dataset, read off the table's spec.
+
+    A row needs its model's job at the budget of each measured column; a row of clean
+    accuracies only (no attack) reads it from the first configured attack's job.
+    Rows whose model is not among the configured variants are left to show as missing.
+    """
+    spec = load_spec(table)
     ev = config["evaluation"]
-    attacks = ev["attacks"] if spec["attacks"] == "all" else spec["attacks"]
-    budgets = [fmt_eps(ev["table_budgets"][b]) for b in spec["budgets"]]
-    keys = [
-        EvalKey(dataset, model, "none", attack, eps)
-        for model in _models(config, spec["models"])
-        for attack in attacks
-        for eps in budgets
-    ]
-    if spec.get("exfmem"):
-        keys += [
-            EvalKey(dataset, model, "exfmem", attack, eps)
-            for model in _models(config, "exfmem_models")
-            for attack in attacks
-            for eps in budgets
-        ]
-    return sorted(set(keys))
+    keys = set()
+    for row in spec.rows:
+        method = METHODS[row.method]
+        if method.model not in config["variants"]:
+            continue
+        attack = row.attack if row.attack in ("fgsm", "pgd", "mim") else ev["attacks"][0]
+        roles = {col.budget or "multi" for col in spec.row_columns(row) if col.mode}
+        for role in roles:
+            eps = fmt_eps(ev["table_budgets"][role])
+            keys.add(EvalKey(dataset, method.model, method.defense, attack, eps))
+    return sorted(keys)
 
 
 def sweep_budgets(config: dict) -> list[str]:

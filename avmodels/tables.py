@@ -38,6 +38,14 @@ from avmodels.paper import (
     reference_dataset,
 )
 from avmodels.provenance import record_path
+from avmodels.table_specs import TABLE_NAMES, load_spec
+from avmodels.table_specs.base import (
+    METHODS,
+    UNIMODAL_MODES,
+    Column,
+    Row,
+    TableSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,139 +65,7 @@ UNIMODAL_MARK = "†"
 ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mim": "MIM", "none": "clean only"}
 
 
-@dataclass(frozen=True)
-class Method:
-    """A table row's model: the trained variant and the test-time defense on top of it."""
-
-    label: str
-    model: str
-    defense: str = "none"
-
-
-METHODS: dict[str, Method] = {
-    "concat": Method("Concat", "concat"),
-    "sum": Method("Sum", "sum"),
-    "film": Method("FiLM", "film"),
-    "gated_sum": Method("Gated-Sum", "gated_sum"),
-    "gated_concat": Method("Gated-Concat", "gated_concat"),
-    "none": Method("None", "concat"),
-    "unimodal_a": Method("Unimodal A", "audio"),
-    "unimodal_v": Method("Unimodal V", "visual"),
-    "pcl": Method("PCL", "pcl"),
-    "maxsim": Method("MaxSim", "maxsim"),
-    "minsim": Method("MinSim", "minsim"),
-    "exfmem": Method("ExFMem", "concat", "exfmem"),
-    "minsim_exfmem": Method("MinSim+ExFMem", "minsim", "exfmem"),
-}
-# The mode that attacks the only input of a unimodal model.
-UNIMODAL_MODES = {"audio": "a", "visual": "v"}
-
-
-@dataclass(frozen=True)
-class Column:
-    """A table column: measured (``mode`` at budget role ``budget``) or ``derived``."""
-
-    key: str
-    header: str
-    mode: str | None = None
-    budget: str | None = None
-    derived: str | None = None  # "avg" | "avg_clean" | "ri"
-
-
-@dataclass(frozen=True)
-class Row:
-    """A table row: one method under one attack; ``columns`` restricts the cells it has."""
-
-    attack: str
-    method: str
-    columns: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    name: str
-    title: str
-    columns: tuple[Column, ...]
-    rows: tuple[Row, ...]
-    baseline: str = "none"  # the RI reference method
-
-    def column(self, key: str) -> Column:
-        return next(c for c in self.columns if c.key == key)
-
-    def row_columns(self, row: Row) -> tuple[Column, ...]:
-        return tuple(c for c in self.columns if row.columns is None or c.key in row.columns)
-
-
-def _columns(single: str, derived: Sequence[Column]) -> tuple[Column, ...]:
-    return (
-        Column("clean", "Clean AV", mode="clean"),
-        Column("a", "A", mode="a", budget=single),
-        Column("v", "V", mode="v", budget=single),
-        Column("av", "AV", mode="av", budget="multi"),
-        *derived,
-    )
-
-
-AVG = Column("avg", "Avg", derived="avg")
-AVG_CLEAN = Column("avg_clean", "Avg (with clean)", derived="avg_clean")
-RI = Column("ri", "RI", derived="ri")
-ATTACKS = ("fgsm", "pgd", "mim")
-FUSIONS = ("sum", "concat", "film", "gated_sum", "gated_concat")
-DEFENSES = (
-    "none",
-    "unimodal_a",
-    "unimodal_v",
-    "pcl",
-    "maxsim",
-    "minsim",
-    "exfmem",
-    "minsim_exfmem",
-)
-MIM_DEFENSES = ("none", "unimodal_a", "unimodal_v", "pcl", "maxsim", "minsim_exfmem")
-UNIMODAL_CLEAN_ROWS = (
-    Row("none", "unimodal_a", ("clean",)),
-    Row("none", "unimodal_v", ("clean",)),
-)
-
-TABLES: dict[str, TableSpec] = {
-    "table1": TableSpec(
-        "table1",
-        "Table 1: Concat model under FGSM, PGD and MIM, with the clean unimodal models",
-        _columns("single", [AVG]),
-        (*(Row(a, "concat") for a in ATTACKS), *UNIMODAL_CLEAN_ROWS),
-    ),
-    "table2": TableSpec(
-        "table2",
-        "Table 2: audio-visual fusions under FGSM",
-        _columns("multi", [AVG_CLEAN]),
-        tuple(Row("fgsm", f) for f in FUSIONS),
-    ),
-    "table3": TableSpec(
-        "table3",
-        "Table 3: defenses under FGSM",
-        _columns("multi", [AVG, RI]),
-        tuple(Row("fgsm", m) for m in DEFENSES),
-    ),
-    "table4": TableSpec(
-        "table4",
-        "Table 4: Concat model under FGSM, PGD and MIM (all budgets 0.006), with the clean "
-        "unimodal models",
-        _columns("multi", [AVG]),
-        (*(Row(a, "concat") for a in ATTACKS), *UNIMODAL_CLEAN_ROWS),
-    ),
-    "table5": TableSpec(
-        "table5",
-        "Table 5: defenses under FGSM",
-        _columns("multi", [AVG, RI]),
-        tuple(Row("fgsm", m) for m in DEFENSES),
-    ),
-    "table6": TableSpec(
-        "table6",
-        "Table 6: defenses under MIM",
-        _columns("multi", [AVG, RI]),
-        tuple(Row("mim", m) for m in MIM_DEFENSES),
-    ),
-}
+TABLES: dict[str, TableSpec] = {name: load_spec(name) for name in TABLE_NAMES}
 
 
 # --- evaluations ---------------------------------------------------------------------------

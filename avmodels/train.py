@@ -132,7 +132,8 @@ def make_loader(
         dataset,
         batch_size=batch_size,
         shuffle=train,
-        drop_last=False,
+        # BatchNorm cannot train on a last batch of one clip; drop such a remainder
+        drop_last=train and len(dataset) % batch_size == 1,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_seed_worker,

@@ -2,15 +2,19 @@ import os
 import sys
 from pathlib import Path
 
+# The library is importable from the workflow's own folder, here and in every job
+# (jobs inherit the environment; conda environments hold only the dependencies).
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (workflow.basedir, os.getenv("PYTHONPATH")) if p
+    )
 )
 
 from avmodels import plan
 from avmodels.config import check_config, load_schema
 from avmodels.jobs import failed_attempts
-from avmodels.provenance import rule_code_hash
+from avmodels.provenance import rule_code_hash, source_hash
 
 check_config(
     config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml")
@@ -41,6 +45,12 @@ wildcard_constraints:
 def code(name):
     """Hash of the normalised source that the named workflow script reaches."""
     return rule_code_hash(Path(workflow.basedir) / "workflow_scripts" / f"{name}.py")
+
+
+def table_code(wildcards):
+    """The table script's code plus the spec module of this table only."""
+    spec = Path(workflow.basedir) / "avmodels" / "table_specs" / f"{wildcards.table}.py"
+    return f"{code('table')}+{source_hash(spec)}"
 
 
 def dataset_setting(wildcards, key, default=None):

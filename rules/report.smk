@@ -13,7 +13,7 @@ rule table:
     params:
         datasets=lambda wc: config["tables"][wc.table],
         budgets=config["evaluation"]["table_budgets"],
-        code=code("table"),
+        code=table_code,
     script:
         "../workflow_scripts/table.py"
 
