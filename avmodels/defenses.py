@@ -1,0 +1,532 @@
+"""Audio-visual defenses of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 3.3 and 4.6.
+
+* Training losses (:data:`TRAINING_LOSSES`): cross-entropy, MinSim (CE + cosine similarity of the
+  audio and visual features, Eqs. 2-3), MaxSim (CE + 1 - cosine) and the prototype conformity
+  loss PCL of Mustafa et al. (:class:`PCLLoss`).
+* ExFMem (Sec. 3.3.2): each test feature is sparse-coded over a memory bank of training features
+  (a Lasso, Eq. 4, solved by batched, differentiable ISTA / FISTA: :func:`sparse_code`) and the
+  classifier sees ``blend * M a + (1 - blend) * f`` (:class:`ExFMemModel`).
+* :func:`adaptive_attack_loss`: the attacker's loss against a defended model.
+
+>>> loss = make_training_loss("minsim", num_classes=11, feature_dim=512, weight=1.0)
+>>> loss(logits, labels, {"audio": f_a, "visual": f_v})  # scalar
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from avmodels.fusion import FUSIONS
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[nn.Module, dict[str, Tensor], Tensor], Tensor]  # as in avmodels.attacks
+
+
+# -- training losses -----------------------------------------------------------------------------
+def cosine_similarity(fa: Tensor, fv: Tensor, eta: float = 1e-8) -> Tensor:
+    """Paper Eq. 2: ``fa . fv / max(||fa||_2 ||fv||_2, eta)`` per sample; (B, d) x2 -> (B,)."""
+    norms = fa.norm(dim=-1) * fv.norm(dim=-1)
+    return (fa * fv).sum(dim=-1) / norms.clamp(min=eta)
+
+
+def _pair(feats: Mapping[str, Tensor], what: str) -> tuple[Tensor, Tensor]:
+    if "audio" not in feats or "visual" not in feats:
+        raise ValueError(f"{what} needs audio and visual features, got {sorted(feats)}")
+    return feats["audio"], feats["visual"]
+
+
+def ce_loss(logits: Tensor, labels: Tensor, feats: Mapping[str, Tensor], **_: object) -> Tensor:
+    """Plain cross-entropy (the undefended "None" model); ``feats`` are unused."""
+    return F.cross_entropy(logits, labels)
+
+
+def minsim_loss(
+    logits: Tensor, labels: Tensor, feats: Mapping[str, Tensor], weight: float = 1.0, **_: object
+) -> Tensor:
+    """MinSim, Eq. 3: CE + weight * mean cosine(f_a, f_v) (the paper uses weight 1)."""
+    fa, fv = _pair(feats, "minsim")
+    return F.cross_entropy(logits, labels) + weight * cosine_similarity(fa, fv).mean()
+
+
+def maxsim_loss(
+    logits: Tensor, labels: Tensor, feats: Mapping[str, Tensor], weight: float = 1.0, **_: object
+) -> Tensor:
+    """MaxSim baseline (Sec. 4.6): CE + weight * mean(1 - cosine(f_a, f_v))."""
+    fa, fv = _pair(feats, "maxsim")
+    return F.cross_entropy(logits, labels) + weight * (1.0 - cosine_similarity(fa, fv)).mean()
+
+
+def _distances(x: Tensor, y: Tensor, eps: float = 1e-12) -> Tensor:
+    """Euclidean distances (N, C) between rows of x (N, d) and y (C, d); finite gradient at 0."""
+    sq = (x.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(-1)
+    return sq.clamp(min=eps).sqrt()
+
+
+def prototype_conformity(features: Tensor, labels: Tensor, centres: Tensor) -> Tensor:
+    """The PC loss of Mustafa et al. (ICCV 2019, arXiv:1904.00887, Eq. 3), batch mean.
+
+    ``||f_i - w_{y_i}|| - 1/(k-1) sum_{j != y_i} (||f_i - w_j|| + ||w_{y_i} - w_j||)``: pull each
+    feature to its class centre, push it from the other centres and keep the centres apart.
+    Shape: features (B, D), labels (B,), centres (k, D) -> scalar.
+    """
+    k = centres.shape[0]
+    if k < 2:
+        raise ValueError("the prototype conformity loss needs at least two classes")
+    to_centres = _distances(features, centres)  # (B, k)
+    between = _distances(centres, centres)[labels]  # (B, k): ||w_{y_i} - w_j||
+    own = F.one_hot(labels, k).to(features.dtype)
+    pull = (to_centres * own).sum(1)
+    push = ((to_centres + between) * (1.0 - own)).sum(1) / (k - 1)
+    return (pull - push).mean()
+
+
+class PCLLoss(nn.Module):
+    """CE + weight * prototype conformity loss with learnable class centres (Mustafa et al.).
+
+    Mustafa et al., "Adversarial Defense by Restricting the Hidden Space of Deep Neural
+    Networks", ICCV 2019 (arXiv:1904.00887), Eqs. 3-4: ``L = L_CE + L_PC`` (weight 1).
+
+    Choices (the audio-visual paper gives none):
+      * the loss acts on the classifier's input, the fused feature: ``feats["fused"]`` when given
+        (see :func:`fused_features`), else the concatenation of ``feats[m]`` over ``modalities``,
+        which is the fused feature of the Concat network the paper's PCL baseline uses;
+      * one layer only (Mustafa et al. also add it at intermediate layers through auxiliary
+        projection branches, which the audio-visual nets do not have);
+      * Euclidean (not squared) distances as in the paper's equation; batch mean instead of sum,
+        so the weight does not depend on the batch size;
+      * one set of centres ``centres`` (k, D), initialised N(0, 1) like the reference code, to be
+        trained with the model: add ``loss.parameters()`` to the optimiser (own learning rate).
+
+    The PCL reference code (and the flags left in the audio-visual authors' code) instead trains
+    two separate centre sets with squared distances, one pulled (``lr_prox`` 0.5, weight 1) and
+    one pushed (``lr_conprox`` 1e-4, weight 1e-4); those flags are unused there and here.
+    The centre-separation term has a gradient of constant size, so the centres drift apart at a
+    rate set by their learning rate.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        feature_dim: int = 512,
+        modalities: Sequence[str] = ("audio", "visual"),
+        weight: float = 1.0,
+        fused_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.modalities = tuple(modalities)
+        self.weight = float(weight)
+        dim = feature_dim * len(self.modalities) if fused_dim is None else fused_dim
+        self.centres = nn.Parameter(torch.randn(num_classes, dim))
+
+    def features(self, feats: Mapping[str, Tensor]) -> Tensor:
+        """The feature PCL acts on: ``feats["fused"]`` or the concatenated modality features."""
+        if "fused" in feats:
+            return feats["fused"]
+        return torch.cat([feats[m] for m in self.modalities], dim=1)
+
+    def forward(self, logits: Tensor, labels: Tensor, feats: Mapping[str, Tensor]) -> Tensor:
+        f = self.features(feats)
+        if f.shape[1] != self.centres.shape[1]:
+            raise ValueError(f"PCL feature has {f.shape[1]} dims, centres {self.centres.shape[1]}")
+        pc = prototype_conformity(f, labels, self.centres)
+        return F.cross_entropy(logits, labels) + self.weight * pc
+
+    def extra_repr(self) -> str:
+        k, dim = self.centres.shape
+        return f"classes={k}, dim={dim}, weight={self.weight}, modalities={self.modalities}"
+
+
+#: Training objectives by name: functions ``fn(logits, labels, feats, weight=...)``, or a module
+#: class (PCL) built with ``(num_classes, feature_dim, modalities, weight)`` whose parameters
+#: join the optimiser; :func:`make_training_loss` builds either as a module.
+TRAINING_LOSSES: dict[str, Callable] = {
+    "ce": ce_loss,
+    "minsim": minsim_loss,
+    "maxsim": maxsim_loss,
+    "pcl": PCLLoss,
+}
+
+
+class TrainingLoss(nn.Module):
+    """A parameter-free entry of :data:`TRAINING_LOSSES` as a module with a fixed weight."""
+
+    def __init__(self, name: str, weight: float = 1.0) -> None:
+        super().__init__()
+        self.name, self.weight = name, float(weight)
+        self.fn = TRAINING_LOSSES[name]
+
+    def forward(self, logits: Tensor, labels: Tensor, feats: Mapping[str, Tensor]) -> Tensor:
+        return self.fn(logits, labels, feats, weight=self.weight)
+
+    def extra_repr(self) -> str:
+        return f"{self.name}, weight={self.weight}"
+
+
+def make_training_loss(
+    name: str,
+    num_classes: int,
+    feature_dim: int = 512,
+    weight: float = 1.0,
+    modalities: Sequence[str] = ("audio", "visual"),
+) -> nn.Module:
+    """The loss module ``loss(logits, labels, feats)`` called ``name``; ValueError if unknown.
+
+    ``feature_dim`` is the per-modality feature size. PCL's centres are ``loss.parameters()``.
+    """
+    if name not in TRAINING_LOSSES:
+        raise ValueError(f"unknown training loss {name!r}; valid: {', '.join(TRAINING_LOSSES)}")
+    if name == "pcl":
+        return PCLLoss(num_classes, feature_dim, modalities, weight)
+    return TrainingLoss(name, weight)
+
+
+def fused_features(model: nn.Module, feats: Mapping[str, Tensor]) -> Tensor:
+    """The classifier input of an ``AVModel``-like model: ``model.fusion(feats)``, (B, D)."""
+    fusion = getattr(model, "fusion", None)
+    if fusion is None:
+        fusion = model.base.fusion  # a wrapper such as ExFMemModel
+    return fusion({m: feats[m] for m in feats if m != "fused"})
+
+
+# -- sparse coding (ExFMem, Eq. 4) ---------------------------------------------------------------
+def lipschitz_constant(memory: Tensor) -> float:
+    """Largest eigenvalue of ``M^T M`` (d, K): the Lipschitz constant of the Lasso gradient."""
+    m = memory.detach().double()
+    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m  # the smaller Gram, same spectrum
+    return float(torch.linalg.eigvalsh(gram)[-1])
+
+
+def lasso_objective(features: Tensor, memory: Tensor, codes: Tensor, lam: float) -> Tensor:
+    """``0.5 ||f - M a||^2 + lam ||a||_1`` per sample: (B, d), (d, K), (B, K) -> (B,)."""
+    residual = features - codes @ memory.T
+    return 0.5 * residual.pow(2).sum(1) + lam * codes.abs().sum(1)
+
+
+def proximal_steps(
+    features: Tensor, memory: Tensor, lam: float, step: float, method: str = "fista"
+) -> Iterator[tuple[Tensor, Tensor, float]]:
+    """Endless proximal-gradient iterations for the batched Lasso, starting from 0.
+
+    Yields ``(codes, support, beta)`` after each step: codes (B, K), the soft-threshold support
+    ``|z| > lam * step`` (B, K) bool, and the momentum ``beta`` applied after the step (0 for
+    ISTA; Beck & Teboulle's ``(t_k - 1) / t_{k+1}`` for FISTA).
+    """
+    if method not in ("ista", "fista"):
+        raise ValueError(f"unknown method {method!r}; valid: ista, fista")
+    gram = memory.T @ memory  # (K, K)
+    transition = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) - step * gram
+    drive = step * (features @ memory)  # (B, K)
+    threshold = lam * step
+    codes = torch.zeros_like(drive)
+    point, t = codes, 1.0
+    while True:
+        z = torch.addmm(drive, point, transition)  # point - step * grad
+        support = z.abs() > threshold
+        new = torch.sign(z) * (z.abs() - threshold).clamp(min=0)
+        beta = 0.0
+        if method == "fista":
+            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            beta, t = (t - 1.0) / t_next, t_next
+        point = new + beta * (new - codes) if beta else new
+        codes = new
+        yield codes, support, beta
+
+
+@dataclass
+class LassoSolution:
+    """What :func:`solve_lasso` found: codes (B, K), iterations run, step, stopped on ``tol``."""
+
+    codes: Tensor
+    iterations: int
+    step: float
+    converged: bool
+    supports: list[Tensor]
+    betas: list[float]
+
+
+def solve_lasso(
+    features: Tensor,
+    memory: Tensor,
+    lam: float,
+    max_iter: int = 2000,
+    tol: float = 8e-4,
+    method: str = "fista",
+    step: float | None = None,
+    lipschitz: float | None = None,
+    keep_supports: bool = False,
+) -> LassoSolution:
+    """Run :func:`proximal_steps` (no autograd) until ``max |a_k - a_{k-1}| < tol`` or ``max_iter``.
+
+    ``step`` defaults to 1 / L (``lipschitz`` or :func:`lipschitz_constant`). A run that becomes
+    non-finite (a fixed step above 2 / L diverges) stops with ``converged=False``.
+    """
+    if step is None:
+        step = 1.0 / (lipschitz if lipschitz is not None else lipschitz_constant(memory))
+    supports: list[Tensor] = []
+    betas: list[float] = []
+    codes = features.new_zeros(features.shape[0], memory.shape[1])
+    previous, converged, it = codes, False, 0
+    with torch.no_grad():
+        for it, (codes, support, beta) in enumerate(
+            proximal_steps(features.detach(), memory.detach(), lam, step, method), start=1
+        ):
+            if keep_supports:
+                supports.append(support)
+                betas.append(beta)
+            change = float((codes - previous).abs().max())
+            if not math.isfinite(change):
+                break
+            if change < tol:
+                converged = True
+                break
+            if it >= max_iter:
+                break
+            previous = codes
+    if not converged:
+        logger.debug("Lasso stopped after %d steps without reaching tol %g", it, tol)
+    return LassoSolution(codes, it, step, converged, supports, betas)
+
+
+class _SparseCode(torch.autograd.Function):
+    """Proximal-gradient Lasso with an exact backward through the iterations actually run.
+
+    Every step is ``a' = S(y W + P)`` with ``W = I - G / L``, ``P = f M / L`` and a soft
+    threshold ``S`` whose derivative is the 0/1 support; FISTA adds ``y' = a' + beta (a' - a)``.
+    The backward replays these linear maps in reverse from the stored supports (one bool per
+    code and step), so it equals autograd through the unrolled loop without keeping its
+    float intermediates.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        features: Tensor,
+        memory: Tensor,
+        lam: float,
+        max_iter: int,
+        tol: float,
+        method: str,
+        lipschitz: float | None,
+    ) -> Tensor:
+        sol = solve_lasso(
+            features, memory, lam, max_iter, tol, method, lipschitz=lipschitz, keep_supports=True
+        )
+        ctx.save_for_backward(memory)
+        ctx.supports, ctx.betas, ctx.step = sol.supports, sol.betas, sol.step
+        return sol.codes
+
+    @staticmethod
+    def backward(ctx: Any, grad_codes: Tensor) -> tuple[Tensor | None, ...]:
+        (memory,) = ctx.saved_tensors
+        transition = torch.eye(memory.shape[1], dtype=memory.dtype, device=memory.device)
+        transition = transition - ctx.step * (memory.T @ memory)
+        supports, betas = ctx.supports, ctx.betas
+        g_drive = torch.zeros_like(grad_codes)
+        g_codes, carry = grad_codes, 0.0
+        for j in range(len(supports) - 1, -1, -1):  # step j: a_{j+1} = S(y_j W + P)
+            u = g_codes * supports[j]
+            g_drive += u
+            g_point = u @ transition  # W is symmetric
+            if j >= 1:  # y_j = (1 + beta_{j-1}) a_j - beta_{j-1} a_{j-1}; y_0 = 0
+                beta = betas[j - 1]
+                g_codes = (1.0 + beta) * g_point + carry
+                carry = -beta * g_point
+        g_features = (ctx.step * g_drive) @ memory.T
+        return g_features, None, None, None, None, None, None
+
+
+def sparse_code(
+    features: Tensor,
+    memory: Tensor,
+    lam: float,
+    max_iter: int = 2000,
+    tol: float = 8e-4,
+    method: str = "fista",
+    lipschitz: float | None = None,
+) -> Tensor:
+    """Sparse codes ``argmin_a 0.5 ||f - M a||^2 + lam ||a||_1`` for a batch, differentiable in f.
+
+    ISTA (Daubechies et al. 2004) or FISTA (Beck & Teboulle, SIAM J. Imaging Sci. 2009) with step
+    1 / L, L the largest eigenvalue of ``M^T M`` (no per-dataset step tuning), from a = 0, until
+    the largest change of any code in the batch is below ``tol`` or after ``max_iter`` steps.
+    The objective has the factor 1/2 of the authors' ISTA (threshold ``lam * step``); the paper's
+    Eq. 4 omits it, i.e. its lambda is 2x this one. scikit-learn's ``Lasso(alpha=lam / d,
+    fit_intercept=False)`` fitted on (M, f) solves the same problem. ``tol`` bounds the codes'
+    change per step, not the objective gap, so what it means depends on the problem's scale:
+    with unit-norm features and lambda 0.1, 8e-4 stops ISTA after 2 steps, 50% above the optimum
+    (bench/sparse_code.py).
+
+    Gradients flow to ``features`` (the memory is a constant: it must not require grad) exactly as
+    autograd through the iterations would, at the cost of one (B, K) x (K, K) product per step
+    run; the memory kept for the backward is one bool per code and step (B * K * steps bytes,
+    at most 131 MB for B = 64, K = 1024, 2000 steps) instead of several float tensors per step.
+
+    Shape: features (B, d), memory (d, K) -> codes (B, K).
+    """
+    if memory.requires_grad:
+        raise ValueError("sparse_code differentiates w.r.t. the features only; detach the memory")
+    if features.ndim != 2 or memory.ndim != 2 or features.shape[1] != memory.shape[0]:
+        raise ValueError(f"features (B, d) and memory (d, K) expected, got "
+                         f"{tuple(features.shape)} and {tuple(memory.shape)}")  # fmt: skip
+    if features.requires_grad and torch.is_grad_enabled():
+        return _SparseCode.apply(features, memory, lam, max_iter, tol, method, lipschitz)
+    return solve_lasso(features, memory, lam, max_iter, tol, method, lipschitz=lipschitz).codes
+
+
+# -- memory banks and the ExFMem model -----------------------------------------------------------
+def build_memory_banks(
+    features: Mapping[str, Tensor], size: int, seed: int, labels: Tensor | None = None
+) -> dict[str, Tensor]:
+    """Memory banks ``{modality: (d, K)}`` of K training clips, the same clips for all modalities.
+
+    Rule: with N <= K clips, all of them in order (K = N). Otherwise K distinct clips drawn with
+    a ``seed``-ed generator: uniformly without replacement, or, given ``labels`` (N,),
+    class-balanced (classes take turns, each giving its clips in a random order, until K are
+    picked). The chosen indices are sorted. Shape: features {m: (N, d)} -> {m: (d, K)}.
+    """
+    sizes = {m: f.shape[0] for m, f in features.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"modalities have different numbers of clips: {sizes}")
+    n = next(iter(sizes.values()))
+    gen = torch.Generator().manual_seed(seed)
+    if n <= size:
+        index = torch.arange(n)
+    elif labels is None:
+        index = torch.randperm(n, generator=gen)[:size]
+    else:
+        index = _balanced_sample(labels.cpu(), size, gen)
+    index = index.sort().values
+    return {m: f.detach()[index.to(f.device)].T.contiguous() for m, f in features.items()}
+
+
+def _balanced_sample(labels: Tensor, size: int, gen: torch.Generator) -> Tensor:
+    classes = labels.unique()
+    queues = [(labels == c).nonzero().flatten() for c in classes]
+    queues = [q[torch.randperm(len(q), generator=gen)].tolist() for q in queues]
+    order = torch.randperm(len(queues), generator=gen).tolist()
+    picked: list[int] = []
+    while len(picked) < size:
+        for c in order:
+            if queues[c] and len(picked) < size:
+                picked.append(queues[c].pop(0))
+    return torch.tensor(picked)
+
+
+class ExFMemModel(nn.Module):
+    """External feature memory banks around an ``AVModel``-like ``base`` (Sec. 3.3.2).
+
+    Each feature with a bank is sparse-coded over it (:func:`sparse_code`) and replaced by
+    ``blend * M a + (1 - blend) * f`` (the authors average, blend 0.5, A.5); the base classifier
+    then predicts. ``encode`` returns these denoised features, so ``forward = head(encode(...))``
+    and an attacker differentiates through the sparse coding.
+
+    Arguments:
+        base: model with ``encode(**inputs) -> {m: (B, d)}``, ``head(feats)`` and ``modalities``.
+        banks: ``{modality: (d, K)}`` from :func:`build_memory_banks`; stored as buffers.
+        lam, max_iter, tol, method: the Lasso settings (lambda 0.1, 2000 steps, 8e-4 as the paper).
+        blend: weight of the reconstruction; 0 gives the base model back.
+    """
+
+    def __init__(
+        self,
+        base: nn.Module,
+        banks: Mapping[str, Tensor],
+        lam: float = 0.1,
+        blend: float = 0.5,
+        max_iter: int = 2000,
+        tol: float = 8e-4,
+        method: str = "fista",
+    ) -> None:
+        super().__init__()
+        self.base = base
+        self.modalities: tuple[str, ...] = tuple(base.modalities)
+        unknown = sorted(set(banks) - set(self.modalities))
+        if unknown:
+            raise ValueError(f"banks for {unknown} but the model reads {self.modalities}")
+        self.banked = tuple(m for m in self.modalities if m in banks)
+        for m in self.banked:
+            bank = banks[m].detach().clone()
+            self.register_buffer(f"bank_{m}", bank)
+            self.register_buffer(f"lipschitz_{m}", torch.tensor(lipschitz_constant(bank)))
+        self.lam, self.blend, self.max_iter, self.tol = lam, blend, max_iter, tol
+        self.method = method
+
+    @property
+    def config(self) -> Any:
+        """The base model's ``ModelConfig``."""
+        return self.base.config
+
+    def bank(self, modality: str) -> Tensor:
+        return getattr(self, f"bank_{modality}")
+
+    def denoise(self, feats: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``{m: blend * M_m a_m + (1 - blend) * f_m}`` for modalities with a bank."""
+        out = dict(feats)
+        for m in self.banked:
+            f, bank = feats[m], self.bank(m).to(feats[m].dtype)
+            lip = float(getattr(self, f"lipschitz_{m}"))
+            codes = sparse_code(f, bank, self.lam, self.max_iter, self.tol, self.method, lip)
+            out[m] = self.blend * (codes @ bank.T) + (1.0 - self.blend) * f
+        return out
+
+    def encode(self, **inputs: Tensor) -> dict[str, Tensor]:
+        return self.denoise(self.base.encode(**inputs))
+
+    def head(self, feats: Mapping[str, Tensor]) -> Tensor:
+        return self.base.head(feats)
+
+    def forward(self, **inputs: Tensor) -> Tensor:
+        return self.head(self.encode(**inputs))
+
+    def extra_repr(self) -> str:
+        return (
+            f"banks={ {m: tuple(self.bank(m).shape) for m in self.banked} }, lam={self.lam}, "
+            f"blend={self.blend}, max_iter={self.max_iter}, tol={self.tol}, method={self.method}"
+        )
+
+
+# -- the attacker's loss -------------------------------------------------------------------------
+_SIMILARITY_TERMS: dict[str, Callable[[Tensor], Tensor]] = {
+    "minsim": lambda cos: cos,  # the authors' attack on MinSim: CE + cosine
+    "maxsim": lambda cos: 1.0 - cos,  # the same rule for MaxSim: its own training term
+}
+_KNOWN_PARTS = {"none", "ce", "pcl", "exfmem", "unimodal", "audio", "visual", "a", "v"}
+_KNOWN_PARTS |= {part for name in FUSIONS for part in name.split("_")} | set(_SIMILARITY_TERMS)
+
+
+def adaptive_attack_loss(defense: str, weight: float = 1.0) -> LossFn:
+    """The loss an adaptive attacker maximises against ``defense``: ``(model, inputs, labels)``.
+
+    ``defense`` is a training-loss or defense name ("ce", "minsim", "maxsim", "pcl", "exfmem",
+    "minsim_exfmem", ...). With MinSim in it: CE + weight * mean cosine(f_a, f_v), as the
+    authors attack MinSim (they used 0.8 for Kinetics-Sounds); with MaxSim: CE + weight *
+    mean(1 - cosine); otherwise CE. Features come from ``model.encode`` (after ExFMem's
+    denoising for a wrapped model, as in the authors' code) and logits from ``model.head``.
+    """
+    parts = defense.lower().replace("+", "_").split("_")
+    unknown = [p for p in parts if p not in _KNOWN_PARTS]
+    if unknown:
+        raise ValueError(f"unknown defense {defense!r} (parts {unknown} not recognised)")
+    terms = [p for p in parts if p in _SIMILARITY_TERMS]
+    if len(terms) > 1:
+        raise ValueError(f"defense {defense!r} names more than one similarity term")
+    term = _SIMILARITY_TERMS[terms[0]] if terms else None
+
+    def loss(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor) -> Tensor:
+        feats = model.encode(**inputs)
+        value = F.cross_entropy(model.head(feats), labels)
+        if term is not None and "audio" in feats and "visual" in feats:
+            value = value + weight * term(cosine_similarity(feats["audio"], feats["visual"])).mean()
+        return value
+
+    loss.__name__ = f"adaptive_{defense}" + (f"_w{weight:g}" if term is not None else "")
+    return loss
