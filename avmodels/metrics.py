@@ -3,10 +3,10 @@
 All values are percentages. The attack modes are clean inputs and attacks on the audio only,
 the visual only and both (the paper's columns 3AV, 7A, 7V, 7AV).
 
->>> attack_average([51.92, 45.19, 15.38])                       # Table 3, MUSIC, None
-37.49666666666667
->>> relative_improvement(91.35, 50.96, 88.46, 37.50)           # MinSim vs None
-16.35...
+>>> round(attack_average([51.92, 45.19, 15.38]), 2)  # Table 3, MUSIC, None: Avg
+37.5
+>>> round(relative_improvement(91.35, 50.96, 88.46, 37.50), 2)  # MinSim vs None: RI
+16.35
 """
 
 from __future__ import annotations

@@ -39,8 +39,12 @@ from avmodels.paper import (
 )
 from avmodels.provenance import record_path
 from avmodels.table_specs import TABLE_NAMES, load_spec
-from avmodels.table_specs.base import (
+from avmodels.table_specs.base import (  # noqa: F401 (re-exported for callers)
+    ATTACKS,
+    DEFENSES,
+    FUSIONS,
     METHODS,
+    MIM_DEFENSES,
     UNIMODAL_MODES,
     Column,
     Row,
