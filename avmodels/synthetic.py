@@ -61,6 +61,8 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 )
 SPLITS = ("train", "val", "test")
 DEFAULT_COUNTS = {"train": 20, "val": 6, "test": 10}
+DEFAULT_DURATION = (5.0, 7.0)  # seconds, uniform per clip
+DEFAULT_SIZE = (96, 96)  # frame width, height
 SAMPLE_RATE = 44100
 FPS = 25
 RECORDS_FILE = "records.csv"
@@ -79,7 +81,7 @@ class Difficulty:
     """How hard the clips are; each fraction is exact per split, spread evenly over classes."""
 
     audio_cue: float = 0.35  # clips whose audio tells the two members of its pair apart
-    visual_cue: float = 0.85  # clips whose frames tell the two members of its pair apart
+    visual_cue: float = 0.875  # clips whose frames tell the two members of its pair apart
     audio_blank: float = 0.05  # clips whose audio holds no class signal (noise + distractors)
     visual_blank: float = 0.05  # clips whose frames show no class object
     snr_db: tuple[float, float] = (6.0, 18.0)  # notes vs background noise
@@ -130,7 +132,7 @@ def _stratified(
 def plan_clips(
     counts: Mapping[str, int],
     seed: int = 0,
-    duration: tuple[float, float] = (5.0, 7.0),
+    duration: tuple[float, float] = DEFAULT_DURATION,
     difficulty: Difficulty | None = None,
 ) -> list[ClipSpec]:
     """The clips of one dataset: ``counts[split]`` clips per class and split."""
@@ -256,7 +258,7 @@ def _path(rng: np.random.Generator, t: np.ndarray, size: int, margin: float) -> 
 
 
 def render_video(
-    spec: ClipSpec, rng: np.random.Generator, size: tuple[int, int] = (96, 96)
+    spec: ClipSpec, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE
 ) -> np.ndarray:
     """Frames (T, H, W, 3) uint8 at ``FPS``; ``size`` is (width, height)."""
     diff = spec.difficulty
@@ -334,7 +336,7 @@ def encode_mp4(
     os.replace(partial, path)
 
 
-def render_clip(spec: ClipSpec, video_dir: Path, size: tuple[int, int] = (96, 96)) -> Path:
+def render_clip(spec: ClipSpec, video_dir: Path, size: tuple[int, int] = DEFAULT_SIZE) -> Path:
     """Render and encode one clip to ``video_dir/<clip_id>.mp4``."""
     audio_seq, video_seq = np.random.SeedSequence(spec.entropy).spawn(2)
     audio = render_audio(spec, np.random.default_rng(audio_seq))
@@ -348,8 +350,8 @@ def generate(
     out_dir: str | Path,
     counts: Mapping[str, int] | int | None = None,
     seed: int = 0,
-    duration: tuple[float, float] = (5.0, 7.0),
-    size: tuple[int, int] = (96, 96),
+    duration: tuple[float, float] = DEFAULT_DURATION,
+    size: tuple[int, int] = DEFAULT_SIZE,
     difficulty: Difficulty | None = None,
     workers: int | None = None,
 ) -> list[ClipRecord]:
@@ -398,11 +400,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     for split, n in DEFAULT_COUNTS.items():
         parser.add_argument(f"--{split}", type=int, default=n, help=f"clips per class ({n})")
+    parser.add_argument("--duration", type=float, nargs=2, default=DEFAULT_DURATION)
+    parser.add_argument("--size", type=int, nargs=2, default=DEFAULT_SIZE, help="width height")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     counts = {s: getattr(args, s) for s in SPLITS}
-    records = generate(args.out_dir, counts, seed=args.seed, workers=args.workers)
+    records = generate(
+        args.out_dir,
+        counts,
+        seed=args.seed,
+        duration=tuple(args.duration),
+        size=tuple(args.size),
+        workers=args.workers,
+    )
     print(f"{len(records)} clips in {args.out_dir}")
 
 
