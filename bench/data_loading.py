@@ -1,0 +1,135 @@
+"""Data loading: AVDataset items/s against decoding the same audio and frame, nothing else.
+
+The baseline reads exactly what an item needs with the clip readers of
+:mod:`avmodels.media` (the in-clip part of the audio window, or the whole waveform when the
+clip is tiled, and the one frame) and stops there. The Dataset adds everything else:
+manifest lookup, frame choice, the per-item generator, padding/tiling, volume, resize, crop,
+flip, tensors. Its cost shows up as the time ratio above 1.
+
+Clips: the embedded synthetic_music dataset (96x96 frames, 5-7 s), rendered and
+preprocessed into a temporary directory first. Settings: the default study's inputs
+(64 px crops, 16384 samples) and the paper's (224 px, 65535 samples); evaluation and
+training transforms. Times are this process's CPU time (one torch thread; other jobs on a
+shared machine do not inflate them), repetitions interleaved, ratio = median of per-repetition
+ratios. Target: ratio <= 1.10.
+
+    python bench/data_loading.py [--quick] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from avmodels import media, synthetic
+from avmodels.dataset import AVDataset, window_start
+
+TARGET = 1.10
+SETTINGS = {"study": (16384, 64, 72), "paper": (65535, 224, 246)}  # samples, crop, resize
+
+
+def make_manifest(root: Path, per_class: int, duration: tuple[float, float]) -> Path:
+    """Render and preprocess ``per_class`` synthetic clips per class; the manifest path."""
+    records = synthetic.generate(root / "raw", {"train": per_class}, duration=duration)
+    rows, _ = media.preprocess_many(
+        records, root / "clips", video_dir=root / "raw" / "videos", progress=False
+    )
+    path = root / "manifest.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def decode_only(ds: AVDataset) -> Callable[[], None]:
+    """Read every item's audio and frame (the same ones the Dataset uses), no transforms."""
+    plan = []
+    for i, clip in enumerate(ds.clips):
+        frame = ds.frame_index(i, ds.generator(i) if ds.train else None)
+        if clip.num_samples < ds.audio_samples:
+            span = (0, None)
+        else:
+            start = window_start(frame, ds.audio_samples)
+            span = (max(start, 0), min(start + ds.audio_samples, clip.num_samples))
+        plan.append((clip.clip_dir, span, frame))
+
+    def run() -> None:
+        for clip_dir, (lo, hi), frame in plan:
+            media.load_audio(clip_dir, lo, hi)
+            media.load_frame(clip_dir, frame)
+
+    return run
+
+
+def dataset_items(ds: AVDataset) -> Callable[[], None]:
+    def run() -> None:
+        for i in range(len(ds)):
+            ds[i]
+
+    return run
+
+
+def interleaved(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, list[float]]:
+    """CPU seconds per call of each function; order rotated every repetition; one warm-up."""
+    names, times = list(fns), {name: [] for name in fns}
+    for name in names:
+        fns[name]()
+    for rep in range(reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            start = time.process_time()
+            fns[name]()
+            times[name].append(time.process_time() - start)
+    return times
+
+
+def run(quick: bool = False, reps: int = 5) -> list[dict]:
+    """Rows {benchmark, figure, value, target, met} plus items/s of both readers."""
+    torch.set_num_threads(1)
+    per_class, duration = (1, (5.0, 7.0)) if quick else (4, (5.0, 7.0))
+    reps = 3 if quick else reps
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_manifest(Path(tmp), per_class, duration)
+        for setting, (samples, size, resize) in SETTINGS.items():
+            for train in (False, True):
+                ds = AVDataset(manifest, train, samples, size, resize)
+                times = interleaved({"decode": decode_only(ds), "dataset": dataset_items(ds)}, reps)
+                ratio = statistics.median(
+                    a / b for a, b in zip(times["dataset"], times["decode"], strict=True)
+                )
+                mode = "train" if train else "eval"
+                rows.append(
+                    {
+                        "benchmark": "data_loading",
+                        "figure": f"AVDataset / decode-only time, {mode}, {setting} inputs "
+                        f"({size} px, {samples} samples)",
+                        "value": round(ratio, 3),
+                        "target": f"<= {TARGET}",
+                        "met": ratio <= TARGET,
+                        "dataset_items_per_s": round(len(ds) / statistics.median(times["dataset"])),
+                        "decode_items_per_s": round(len(ds) / statistics.median(times["decode"])),
+                    }
+                )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="11 clips, 3 repetitions")
+    args = parser.parse_args()
+    for r in run(args.quick, args.reps):
+        verdict = "PASS" if r["met"] else "MISS"
+        print(
+            f"{r['figure']:<72} {r['dataset_items_per_s']:>6} vs {r['decode_items_per_s']:>6} "
+            f"items/s  ratio {r['value']:.3f} (target {r['target']})  {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
