@@ -54,9 +54,18 @@ def failed_evaluation(
     """Evaluation rows that mark every mode as failed (accuracy NaN) with the reason."""
     rows = [
         {
-            "dataset": dataset, "model": model, "defense": defense, "attack": attack,
-            "eps": eps, "mode": mode, "eps_audio": float("nan"), "eps_visual": float("nan"),
-            "accuracy": float("nan"), "n_correct": 0, "n": 0, "status": f"failed: {reason}",
+            "dataset": dataset,
+            "model": model,
+            "defense": defense,
+            "attack": attack,
+            "eps": eps,
+            "mode": mode,
+            "eps_audio": float("nan"),
+            "eps_visual": float("nan"),
+            "accuracy": float("nan"),
+            "n_correct": 0,
+            "n": 0,
+            "status": f"failed: {reason}",
         }  # fmt: skip
         for mode in MODES
     ]

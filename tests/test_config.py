@@ -1,4 +1,4 @@
-"""Config validation: every preset passes; bad configs fail with a one-line reason naming the key."""
+"""Config validation: presets pass; bad configs fail with one line naming the key."""
 
 from __future__ import annotations
 
