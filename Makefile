@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: setup test lint study bench clean
+.PHONY: setup test test-all lint study bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: setup
 	cd . && PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint --cores 1
 
 test: lint
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q -m "not slow"
+
+# Also the end-to-end tests (tiny study, reruns, accuracy bands, a real SLURM when one runs).
+test-all: lint
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q
 
 study: setup

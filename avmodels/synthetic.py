@@ -84,8 +84,8 @@ class Difficulty:
     visual_cue: float = 0.875  # clips whose frames tell the two members of its pair apart
     audio_blank: float = 0.05  # clips whose audio holds no class signal (noise + distractors)
     visual_blank: float = 0.05  # clips whose frames show no class object
-    snr_db: tuple[float, float] = (6.0, 18.0)  # notes vs background noise
-    distractor_rate: float = 0.8  # distractor tone bursts per second
+    snr_db: tuple[float, float] = (10.0, 24.0)  # notes vs background noise
+    distractor_rate: float = 0.5  # distractor tone bursts per second
     distractor_shapes: tuple[int, int] = (2, 4)  # small moving shapes per clip (inclusive)
 
 
