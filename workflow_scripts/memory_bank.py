@@ -1,8 +1,8 @@
 """Build the ExFMem external feature memory banks of one trained model."""
 
 import torch
-from avmodels.defenses import build_memory_banks
 
+from avmodels.defenses import build_memory_banks
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
 from avmodels.train import extract_features
