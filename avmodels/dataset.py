@@ -239,8 +239,12 @@ class AVDataset(Dataset):
 
     def image(self, index: int, frame: int, rng: random.Random | None = None) -> Tensor:
         """Frame ``frame`` of the clip, resized and cropped, (3, S, S) float in [0, 1]."""
-        img = torch.from_numpy(media.load_frame(self.clips[index].clip_dir, frame))
-        img = img.permute(2, 0, 1)  # (3, H, W) uint8, channels-last memory (fast resize path)
+        return self.transform(media.load_frame(self.clips[index].clip_dir, frame), rng)
+
+    def transform(self, frame: np.ndarray, rng: random.Random | None = None) -> Tensor:
+        """uint8 (H, W, 3) frame -> (3, S, S) float in [0, 1]: the training augmentation
+        (``rng``) or the evaluation resize and centre crop."""
+        img = torch.from_numpy(frame).permute(2, 0, 1)  # channels-last memory: fast resize
         size = self.image_size
         if self.train:
             img = TF.resize(img, [self.resize_size], TF.InterpolationMode.BICUBIC, antialias=True)

@@ -7,9 +7,10 @@ with its rule, wildcards and reason) and undoes the edit, file times included. O
 reproducibility check (a second study from scratch) and the provenance ``diff`` check (a
 budget change executed in a copy of the finished study) run jobs again.
 
-Edits do not reach ``profiles/default`` (``rerun-triggers: mtime, params, input,
-software-env``): a step reruns when a parameter changes, and every step has the hash of the
-normalised code it reaches as parameter ``code`` (``avmodels.provenance.rule_code_hash``).
+The mechanism under test: ``profiles/default`` sets ``rerun-triggers: mtime, params, input,
+software-env``, so a step reruns when one of its parameters changes; its configuration
+values are parameters, and so is ``code``, the hash of the normalised code it reaches
+(``avmodels.provenance.rule_code_hash``).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ DRY_RUN_TIMEOUT = 600
 TOOL_TIMEOUT = 300
 DATASET = "synthetic_music"
 ALL_TABLES = {f"table{k}" for k in range(1, 7)}
-# Rules whose jobs consume evaluations, directly or through another output.
+# Rules made from evaluations (directly or through a table).
 AFTER_EVALUATION = {"table", "findings", "budget_figure"}
+# Rules that run attack code, and the figures made from the analyses among them.
 ATTACK_USERS = {"evaluate", "localization", "embeddings", "localization_figure", "tsne_figure"}
 
 

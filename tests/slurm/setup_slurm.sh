@@ -64,7 +64,7 @@ write_config() {
   # work (Snakemake and its local rules) and the system. MemTotal, not MemAvailable,
   # so that a second run writes the same file and leaves the daemons running.
   mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-  mem_mb=$((mem_kb / 1024 * 4 / 5))
+  mem_mb=$((mem_kb * 4 / 5 / 1024))
   install -d -m 755 /etc/slurm /var/log/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd
   cat >"$CONF.new" <<EOF
 # Single-node test cluster written by tests/slurm/setup_slurm.sh.
