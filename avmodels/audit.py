@@ -42,6 +42,7 @@ from avmodels.provenance import (
     file_hash,
     record_path,
     rule_code_hash,
+    table_code_hash,
 )
 
 SHORT = 12  # hex digits shown of a sha256
@@ -402,11 +403,18 @@ class _CodeCheck:
         script = self.scripts.get(rule, fallback)
         return script if script.is_file() else None
 
-    def __call__(self, rule: str) -> str | None:
-        if rule not in self._hashes:
+    def __call__(self, rule: str, wildcards: dict[str, str] | None = None) -> str | None:
+        table = (wildcards or {}).get("table") if rule == "table" else None
+        key = f"{rule}:{table}" if table else rule
+        if key not in self._hashes:
             script = self.script(rule)
-            self._hashes[rule] = rule_code_hash(script) if script else None
-        return self._hashes[rule]
+            if script is None:
+                self._hashes[key] = None
+            elif table:
+                self._hashes[key] = table_code_hash(script, table)
+            else:
+                self._hashes[key] = rule_code_hash(script)
+        return self._hashes[key]
 
 
 def _job_key(root: Path, record: dict[str, Any]) -> str:
@@ -484,7 +492,7 @@ def _check_code(code_now: _CodeCheck, record: dict[str, Any], output: str) -> li
     then = (record.get("params") or {}).get("code")
     if not then:
         return []
-    now = code_now(rule)
+    now = code_now(rule, record.get("wildcards"))
     if now is None:
         where = code_now.workflow_dir / "rules"
         return [Finding("code", output, f"[{rule}] no script for rule {rule} under {where}")]

@@ -5,8 +5,8 @@ The list parsing lives in :mod:`avmodels.lists` and is re-exported here.
 
 from __future__ import annotations
 
+from avmodels.classes import CLASSES, class_names, label_index, num_classes
 from avmodels.lists import (
-    CLASSES,
     EXCLUSION_COLUMNS,
     LIST_SOURCES,
     SPLITS,
@@ -14,10 +14,7 @@ from avmodels.lists import (
     Exclusion,
     ListChecksumError,
     ListFormatError,
-    class_names,
     fetch_list,
-    label_index,
-    num_classes,
     read_exclusions,
     read_records,
     records_for,

@@ -24,6 +24,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from avmodels.analysis_arrays import load_arrays
 from avmodels.paper import dataset_name
 from avmodels.tables import as_evaluations
 
@@ -180,44 +181,6 @@ def plot_budget_curves(
 # --- localization under attack (Fig. 4, 9) ---------------------------------------------------
 
 
-def save_localization_npz(
-    path: str | Path,
-    frames: Mapping[str, np.ndarray],
-    attention: Mapping[str, np.ndarray],
-    predictions: Mapping[str, np.ndarray],
-    labels: np.ndarray,
-    scores: Mapping[str, np.ndarray | float],
-    class_names: Sequence[str] | None = None,
-    score_name: str = "overlap",
-) -> Path:
-    """Store localization results in the layout :func:`plot_localization` reads.
-
-    Keys: ``frames_<mode>`` (K, H, W, 3) uint8 or float in [0, 1] (at least ``clean``),
-    ``attention_<mode>`` (N, h, w), ``pred_<mode>`` (N,), ``labels`` (N,),
-    ``score_<mode>`` (N,) or scalar, optional ``class_names`` (C,) and ``score_name``.
-    """
-    arrays: dict[str, np.ndarray] = {"labels": np.asarray(labels)}
-    for prefix, values in (
-        ("frames", frames), ("attention", attention), ("pred", predictions), ("score", scores),
-    ):  # fmt: skip
-        arrays.update({f"{prefix}_{m}": np.asarray(v) for m, v in values.items()})
-    if class_names is not None:
-        arrays["class_names"] = np.asarray(list(class_names), dtype=str)
-    arrays["score_name"] = np.asarray(score_name)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        np.savez(fh, **arrays)
-    return path
-
-
-def _load_arrays(source: str | Path | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    if isinstance(source, Mapping):
-        return {k: np.asarray(v) for k, v in source.items()}
-    with np.load(source, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
-
-
 def _as_image(frame: np.ndarray) -> np.ndarray:
     if frame.dtype == np.uint8:
         return frame
@@ -235,11 +198,12 @@ def plot_localization(
 ) -> list[Path]:
     """Fig. 4 / 9: per clip, the input frame, the attacked frame and the attention overlays.
 
-    ``source``: an .npz (or mapping) in :func:`save_localization_npz`'s layout. Columns:
-    input frame, attacked frame (the AV attack's, else the V attack's), then the attention
-    map over the frame each mode saw, titled with the prediction and the localization score.
+    ``source``: an .npz (or mapping) in the layout of
+    :func:`avmodels.analysis_arrays.save_localization_npz`. Columns: input frame, attacked
+    frame (the AV attack's, else the V attack's), then the attention map over the frame
+    each mode saw, titled with the prediction and the localization score.
     """
-    arr = _load_arrays(source)
+    arr = load_arrays(source)
     frames = {m: arr[f"frames_{m}"] for m in MODES if f"frames_{m}" in arr}
     if "clean" not in frames and "frames" in arr:
         frames["clean"] = arr["frames"]
@@ -293,7 +257,6 @@ def plot_localization(
 
 # --- t-SNE (Fig. 5, 10, 11) ------------------------------------------------------------------
 
-STREAMS = ("audio", "visual", "audio_attacked", "visual_attacked")
 STREAM_MARKERS = {"visual": "^", "audio": "o", "audio_attacked": "*", "visual_attacked": "*"}
 STREAM_LABELS = {
     "visual": "visual",
@@ -301,32 +264,6 @@ STREAM_LABELS = {
     "audio_attacked": "attacked audio",
     "visual_attacked": "attacked visual",
 }
-
-
-def save_tsne_npz(
-    path: str | Path,
-    features: Mapping[str, Mapping[str, np.ndarray]],
-    labels: np.ndarray,
-    class_names: Sequence[str] | None = None,
-) -> Path:
-    """Store embeddings in the layout :func:`plot_tsne` reads.
-
-    ``features``: model -> stream -> (N, d), streams from :data:`STREAMS`; stored as keys
-    ``<model>__<stream>``, with ``labels`` (N,) and optional ``class_names`` (C,).
-    """
-    arrays = {"labels": np.asarray(labels)}
-    for model, streams in features.items():
-        for stream, values in streams.items():
-            if stream not in STREAMS:
-                raise ValueError(f"unknown stream {stream!r}; valid: {', '.join(STREAMS)}")
-            arrays[f"{model}__{stream}"] = np.asarray(values, dtype=np.float32)
-    if class_names is not None:
-        arrays["class_names"] = np.asarray(list(class_names), dtype=str)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        np.savez(fh, **arrays)
-    return path
 
 
 def tsne_embed(parts: Sequence[np.ndarray], seed: int = 0) -> list[np.ndarray]:
@@ -363,7 +300,7 @@ def plot_tsne(
     """
     if attacked not in (None, "audio", "visual"):
         raise ValueError(f"attacked must be None, 'audio' or 'visual', got {attacked!r}")
-    arr = _load_arrays(source)
+    arr = load_arrays(source)
     labels = arr["labels"].astype(int)
     names = arr.get("class_names")
     streams = ["audio", "visual"] + ([f"{attacked}_attacked"] if attacked else [])

@@ -40,32 +40,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path, PurePosixPath
 
+from avmodels.classes import CLASSES
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 SPLIT_PRIORITY = ("test", "val", "train")  # the duplicate rule keeps an ID in the first of these
-
-# Class index order of the paper's code.
-CLASSES: dict[str, tuple[str, ...]] = {
-    "music": (
-        "flute", "acoustic_guitar", "accordion", "xylophone", "erhu", "tuba", "saxophone",
-        "cello", "violin", "clarinet", "trumpet",
-    ),
-    "ave": (
-        "Church_bell", "Male_speech", "Bark", "airplane", "Race_car", "Female_speech",
-        "Helicopter", "Violin", "Flute", "Ukulele", "Frying", "Truck", "Shofar", "Motorcycle",
-        "Chainsaw", "Acoustic_guitar", "Train_horn", "Clock", "Banjo", "Goat", "Baby_cry", "Bus",
-        "Cat", "Horse", "Toilet_flush", "Rodents", "Accordion", "Mandolin",
-    ),
-    "kinetics_sounds": (
-        "laughing", "playing_clarinet", "singing", "playing_harmonica", "playing_keyboard",
-        "playing_xylophone", "playing_bass_guitar", "tapping_guitar", "playing_drums",
-        "playing_piano", "ripping_paper", "playing_saxophone", "tickling", "playing_trumpet",
-        "tapping_pen", "playing_organ", "tap_dancing", "playing_accordion", "blowing_nose",
-        "shuffling_cards", "playing_guitar", "playing_trombone", "playing_bagpipes",
-        "shoveling_snow", "bowling", "playing_violin", "chopping_wood",
-    ),
-}  # fmt: skip
 
 # AVE ``Annotations.txt`` category -> class name used by the split CSVs.
 AVE_CATEGORIES: dict[str, str] = {
@@ -367,30 +347,6 @@ class Exclusion:
     dataset: str
     split: str
     reason: str
-
-
-def class_names(dataset: str) -> tuple[str, ...]:
-    """Class names in index order: ``CLASSES``, or the synthetic dataset's own classes."""
-    if dataset in CLASSES:
-        return CLASSES[dataset]
-    from avmodels import synthetic  # imported here: it imports this module
-
-    if dataset == synthetic.DATASET:
-        return synthetic.SYNTHETIC_CLASSES
-    raise ValueError(f"unknown dataset {dataset!r}; known: {[*CLASSES, synthetic.DATASET]}")
-
-
-def num_classes(dataset: str) -> int:
-    """Number of classes of ``dataset``."""
-    return len(class_names(dataset))
-
-
-def label_index(dataset: str, label: str) -> int:
-    """Index of ``label`` in :func:`class_names` (for the real datasets, the paper's code order)."""
-    names = class_names(dataset)
-    if label not in names:
-        raise ValueError(f"{label!r} is not a {dataset} class")
-    return names.index(label)
 
 
 def _split_rows(dataset: str, lists: Mapping[str, Path]) -> dict[str, list[SplitRow]]:

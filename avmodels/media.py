@@ -50,6 +50,8 @@ import ffmpeg
 import numpy as np
 import soundfile as sf
 
+from avmodels.classes import CLASSES
+
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 11025
@@ -445,9 +447,7 @@ def find_video(video_dir: str | Path, clip_id: str) -> Path | None:
 
 def _class_index(items: Sequence[Any], classes: Sequence[str] | None) -> dict[tuple, int]:
     """(dataset, label) -> index: ``classes`` if given, else the paper's order
-    (``avmodels.lists.CLASSES``), else sorted labels of the dataset's items."""
-    from avmodels.lists import CLASSES
-
+    (``avmodels.classes.CLASSES``), else sorted labels of the dataset's items."""
     index = {}
     for dataset in {getattr(i, "dataset", "") for i in items}:
         names = classes or CLASSES.get(dataset)
@@ -489,7 +489,7 @@ def preprocess_many(
     ``label``, ``split`` whose video is ``video_dir/<clip_id>.<ext>`` (as downloaded by
     :func:`avmodels.download.download_shard`). ``trim=True`` cuts each record's
     ``start``/``end`` from its video (for uncut sources; downloads are already cut).
-    ``classes`` gives ``label_index`` (default: ``avmodels.lists.CLASSES[dataset]``, the
+    ``classes`` gives ``label_index`` (default: ``avmodels.classes.CLASSES[dataset]``, the
     paper's order, or the sorted labels of a dataset not listed there; -1 without a label).
     Finished clip directories are reused. Returns (manifest rows, exclusion rows) with the
     columns of ``avmodels.data.MANIFEST_COLUMNS`` and ``EXCLUSION_COLUMNS``; ``options`` go
@@ -533,16 +533,7 @@ def preprocess_many(
     return rows, excluded
 
 
-# ---------------------------------------------------------------- lazy re-exports + CLI
-
-
-def __getattr__(name: str) -> Any:
-    # the downloader imports yt-dlp (slow); load it only when asked for
-    if name in ("download_shard", "YOUTUBE_URL", "DownloadSummary"):
-        from avmodels import download
-
-        return getattr(download, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ---------------------------------------------------------------- CLI
 
 
 def main(argv: Sequence[str] | None = None) -> int:

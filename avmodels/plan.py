@@ -47,6 +47,27 @@ def _models(config: dict, key: str) -> list[str]:
     return [m for m in config["evaluation"].get(key, default) if m in config["variants"]]
 
 
+ATTACK_DEFAULTS = {"adaptive": True, "paper_budget": True, "steps": 10, "batch_size": 16}
+
+
+def attack_settings(config: dict) -> dict[str, Any]:
+    """The ``evaluation`` keys that shape an attack, defaults filled in (not which budgets
+    or models run: a job's parameters hold only what changes its result)."""
+    ev = config["evaluation"]
+    return {key: ev.get(key, default) for key, default in ATTACK_DEFAULTS.items()}
+
+
+def _budget_roles(table: str) -> set[str]:
+    spec = load_spec(table)
+    return {col.budget or "multi" for row in spec.rows for col in spec.row_columns(row) if col.mode}
+
+
+def table_budgets(config: dict, table: str) -> dict[str, float]:
+    """The budget levels (``single``/``multi``) that one table reports, by role."""
+    levels = config["evaluation"]["table_budgets"]
+    return {role: levels[role] for role in sorted(_budget_roles(table))}
+
+
 def table_evaluations(config: dict, table: str, dataset: str) -> list[EvalKey]:
     """The evaluation jobs one table needs for one dataset, read off the table's spec.
 

@@ -142,6 +142,14 @@ def rule_code_hash(script: str | Path) -> str:
     return digest.hexdigest()
 
 
+def table_code_hash(script: str | Path, table: str) -> str:
+    """The table script's code hash plus that of one table's spec module only (the script
+    loads specs by name, so its import closure leaves them out)."""
+    script = Path(script)
+    spec = script.parent.parent / "avmodels" / "table_specs" / f"{table}.py"
+    return f"{rule_code_hash(script)}+{source_hash(spec)}"
+
+
 # --- provenance records -------------------------------------------------------------------
 
 RECORD_SUFFIX = ".prov.json"
@@ -153,12 +161,17 @@ def record_path(output: str | Path) -> Path:
     return output.with_name(output.name + RECORD_SUFFIX)
 
 
+UNHASHED = {".snakemake_timestamp"}  # Snakemake's own marker in directory outputs
+
+
 def file_hash(path: str | Path) -> str:
-    """sha256 of a file; for a directory, of its files' relative names and hashes."""
+    """sha256 of a file; for a directory, of its files' relative names and hashes
+    (Snakemake's timestamp marker left out)."""
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
-        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        children = (p for p in path.rglob("*") if p.is_file() and p.name not in UNHASHED)
+        for child in sorted(children):
             digest.update(f"{child.relative_to(path)}:{file_hash(child)}\n".encode())
         return digest.hexdigest()
     with path.open("rb") as fh:

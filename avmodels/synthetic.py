@@ -43,24 +43,12 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import lfilter
 
+from avmodels.classes import SYNTHETIC_CLASSES
+from avmodels.classes import SYNTHETIC_DATASET as DATASET
 from avmodels.data import ClipRecord, write_records
 
 log = logging.getLogger(__name__)
 
-DATASET = "synthetic_music"
-SYNTHETIC_CLASSES: tuple[str, ...] = (
-    "accordion",
-    "bagpipe",
-    "banjo",
-    "cello",
-    "clarinet",
-    "flute",
-    "harp",
-    "marimba",
-    "sitar",
-    "trumpet",
-    "tuba",
-)
 SPLITS = ("train", "val", "test")
 DEFAULT_COUNTS = {"train": 20, "val": 6, "test": 10}
 DEFAULT_DURATION = (5.0, 7.0)  # seconds, uniform per clip

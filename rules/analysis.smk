@@ -14,7 +14,7 @@ rule localization:
         runtime=60,
     params:
         analysis=config["analysis"],
-        evaluation=config["evaluation"],
+        paper_budget=plan.attack_settings(config)["paper_budget"],
         inputs=config["inputs"],
         code=code("localization"),
     script:
@@ -38,7 +38,7 @@ rule embeddings:
         runtime=60,
     params:
         analysis=config["analysis"],
-        evaluation=config["evaluation"],
+        paper_budget=plan.attack_settings(config)["paper_budget"],
         inputs=config["inputs"],
         code=code("embeddings"),
     script:

@@ -14,7 +14,7 @@ rule evaluate:
         mem_mb=8000,
         runtime=120,
     params:
-        evaluation=config["evaluation"],
+        evaluation=plan.attack_settings(config),
         exfmem=config["exfmem"],
         inputs=config["inputs"],
         code=code("evaluate"),

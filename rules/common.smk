@@ -14,7 +14,7 @@ os.environ.update(
 from avmodels import plan
 from avmodels.config import check_config, load_schema
 from avmodels.jobs import failed_attempts
-from avmodels.provenance import rule_code_hash, source_hash
+from avmodels.provenance import rule_code_hash, table_code_hash
 
 check_config(
     config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml")
@@ -49,8 +49,8 @@ def code(name):
 
 def table_code(wildcards):
     """The table script's code plus the spec module of this table only."""
-    spec = Path(workflow.basedir) / "avmodels" / "table_specs" / f"{wildcards.table}.py"
-    return f"{code('table')}+{source_hash(spec)}"
+    script = Path(workflow.basedir) / "workflow_scripts" / "table.py"
+    return table_code_hash(script, wildcards.table)
 
 
 def dataset_setting(wildcards, key, default=None):

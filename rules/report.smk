@@ -12,7 +12,7 @@ rule table:
         "../envs/avmodels.yaml"
     params:
         datasets=lambda wc: config["tables"][wc.table],
-        budgets=config["evaluation"]["table_budgets"],
+        table_budgets=lambda wc: plan.table_budgets(config, wc.table),
         code=table_code,
     script:
         "../workflow_scripts/table.py"
@@ -30,7 +30,7 @@ rule findings:
     conda:
         "../envs/avmodels.yaml"
     params:
-        budgets=config["evaluation"]["table_budgets"],
+        table_budgets=config["evaluation"]["table_budgets"],
         code=code("findings"),
     script:
         "../workflow_scripts/findings.py"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avmodels import figures
+from avmodels import analysis_arrays, figures
 
 BUDGETS = (0.002, 0.006, 0.012)
 
@@ -80,7 +80,7 @@ def localization_arrays(tmp_path: Path, n: int = 2) -> Path:
     attention = {m: rng.dirichlet(np.ones(16), size=n).reshape(n, 4, 4) for m in modes}
     predictions = {m: rng.integers(0, 3, n) for m in modes}
     scores = {m: rng.random(n) for m in modes}
-    return figures.save_localization_npz(
+    return analysis_arrays.save_localization_npz(
         tmp_path / "loc.npz", frames, attention, predictions, np.arange(n), scores,
         class_names=["cello", "flute", "tuba"],
     )  # fmt: skip
@@ -102,10 +102,10 @@ def tsne_arrays(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 4)
     features = {
-        model: {s: rng.normal(size=(12, 8)) + labels[:, None] for s in figures.STREAMS}
+        model: {s: rng.normal(size=(12, 8)) + labels[:, None] for s in analysis_arrays.STREAMS}
         for model in ("concat", "minsim")
     }
-    return figures.save_tsne_npz(tmp_path / "tsne.npz", features, labels, ["a", "b", "c"])
+    return analysis_arrays.save_tsne_npz(tmp_path / "tsne.npz", features, labels, ["a", "b", "c"])
 
 
 def test_tsne_figure(tmp_path):

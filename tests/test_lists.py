@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from avmodels import data, synthetic
+from avmodels.classes import CLASSES, class_names, label_index, num_classes
 from avmodels.lists import (
     AVE_CATEGORIES,
-    CLASSES,
     EMPTY_AVE_EVENT,
     LIST_SOURCES,
     NOT_IN_KINETICS,
@@ -27,11 +27,8 @@ from avmodels.lists import (
     SPLITS,
     ClipRecord,
     ListChecksumError,
-    class_names,
     fetch_list,
-    label_index,
     main,
-    num_classes,
     read_ave_annotations,
     read_exclusions,
     read_music_videos,

@@ -327,13 +327,6 @@ def test_preprocess_many(sources: dict[str, Path], tmp_path: Path, monkeypatch) 
     assert again == (rows, [])
 
 
-def test_download_is_reexported() -> None:
-    from avmodels import download
-
-    assert media.download_shard is download.download_shard
-    assert media.YOUTUBE_URL == "https://www.youtube.com/watch?v={id}"
-
-
 def test_frame_format_bench_runs() -> None:
     spec = importlib.util.spec_from_file_location("frame_formats", REPO / "bench/frame_formats.py")
     bench = importlib.util.module_from_spec(spec)

@@ -17,7 +17,13 @@ import pytest
 from avmodels import audit as audit_mod
 from avmodels import provenance
 from avmodels.jobs import job
-from avmodels.provenance import code_closure, file_hash, record_path, rule_code_hash
+from avmodels.provenance import (
+    code_closure,
+    file_hash,
+    record_path,
+    rule_code_hash,
+    table_code_hash,
+)
 
 # --- a Snakemake-like job -----------------------------------------------------------------
 
@@ -118,6 +124,11 @@ def make_workflow(wf: Path) -> dict[str, str]:
             script.write_text(f'"""The {rule} step."""\n\nOUT = snakemake.output[0]\n')
             codes[rule] = rule_code_hash(script)
         (wf / "rules" / smk).write_text(text)
+    # the table rule's code is its script's plus the spec of the table it builds
+    spec = wf / "avmodels" / "table_specs" / "table3.py"
+    spec.parent.mkdir(parents=True)
+    spec.write_text('"""Table 3."""\n\nSPEC = None\n')
+    codes["table"] = table_code_hash(wf / "workflow_scripts" / "table.py", "table3")
     return codes
 
 
@@ -475,3 +486,22 @@ def test_workflow_steps_do_not_reach_the_commands():
 def test_audit_cli_rejects_a_missing_directory(tmp_path: Path, capsys):
     assert audit_mod.main(["audit", str(tmp_path / "nowhere")]) == 2
     assert "no directory" in capsys.readouterr().err
+
+
+def test_audit_table_code_includes_its_spec(run: Path, workflow):
+    wf, _ = workflow
+    spec = wf / "avmodels" / "table_specs" / "table3.py"
+    spec.write_text(spec.read_text() + "ROWS = 2\n")
+    findings, _ = audit_mod.audit([run / "results"], wf)
+    assert {(f.kind, f.path) for f in findings} == {("code", TABLE)}
+    assert findings[0].detail.startswith("[table]")
+
+
+def test_directory_hash_ignores_snakemake_timestamp(tmp_path: Path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.wav").write_bytes(b"audio")
+    before = file_hash(tmp_path / "clips")
+    (tmp_path / "clips" / ".snakemake_timestamp").write_text("")
+    assert file_hash(tmp_path / "clips") == before
+    (tmp_path / "clips" / "b.wav").write_bytes(b"more")
+    assert file_hash(tmp_path / "clips") != before

@@ -1,9 +1,9 @@
 """Clean and attacked audio/visual embeddings of the models without and with MinSim."""
 
+from avmodels.analysis_arrays import save_tsne_npz
+from avmodels.classes import class_names
 from avmodels.evaluate import feature_sets, tsne_streams
-from avmodels.figures import save_tsne_npz
 from avmodels.jobs import job
-from avmodels.lists import class_names
 from avmodels.model import load_checkpoint
 
 analysis = snakemake.params.analysis
@@ -17,7 +17,7 @@ with job(snakemake):
             snakemake.input.manifest,
             analysis["attack"],
             analysis["budget"],
-            paper_budget=snakemake.params.evaluation.get("paper_budget", True),
+            paper_budget=snakemake.params.paper_budget,
             limit=analysis["tsne_samples"],
             audio_samples=inputs["audio_samples"],
             image_size=inputs["image_size"],

@@ -1,9 +1,9 @@
 """Localize sound sources with the attention model, clean and under A, V and AV attacks."""
 
+from avmodels.analysis_arrays import save_localization_npz
+from avmodels.classes import class_names
 from avmodels.evaluate import evaluate_localization
-from avmodels.figures import save_localization_npz
 from avmodels.jobs import job
-from avmodels.lists import class_names
 from avmodels.model import load_checkpoint
 
 analysis = snakemake.params.analysis
@@ -15,7 +15,7 @@ with job(snakemake) as log:
         snakemake.input.manifest,
         analysis["attack"],
         analysis["budget"],
-        paper_budget=snakemake.params.evaluation.get("paper_budget", True),
+        paper_budget=snakemake.params.paper_budget,
         limit=analysis["localization_samples"],
         keep_frames=analysis["localization_samples"],
         audio_samples=inputs["audio_samples"],

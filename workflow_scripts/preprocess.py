@@ -2,9 +2,10 @@
 
 import pandas as pd
 
+from avmodels.classes import class_names
 from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
 from avmodels.jobs import job
-from avmodels.lists import class_names, read_records, shard_records
+from avmodels.lists import read_records, shard_records
 from avmodels.media import preprocess_many
 
 wc = snakemake.wildcards

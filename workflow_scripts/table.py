@@ -8,7 +8,8 @@ from avmodels.tables import build_table, load_evaluations, write_table
 with job(snakemake) as log:
     table = snakemake.wildcards.table
     evals = load_evaluations(snakemake.input)
-    cells = build_table(table, evals, dict(snakemake.params.datasets), snakemake.params.budgets)
+    budgets = snakemake.params.table_budgets
+    cells = build_table(table, evals, dict(snakemake.params.datasets), budgets)
     stem = Path(snakemake.output.csv).with_suffix("")
-    write_table(cells, stem, table, snakemake.params.budgets)
+    write_table(cells, stem, table, budgets)
     log.info("%s: %d cells, %d missing", table, len(cells), int(cells["ours"].isna().sum()))

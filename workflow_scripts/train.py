@@ -1,7 +1,7 @@
 """Train one model variant and keep its best-validation checkpoint."""
 
+from avmodels.classes import num_classes
 from avmodels.jobs import job
-from avmodels.lists import num_classes
 from avmodels.model import ModelConfig
 from avmodels.train import TrainConfig, train
 

@@ -1,4 +1,5 @@
-"""Table 4: Concat model under FGSM, PGD and MIM (all budgets 0.006), with the clean ."""
+"""Table 4: Concat model under FGSM, PGD and MIM (all budgets 0.006), with the clean
+unimodal models."""
 
 from avmodels.table_specs.base import (
     ATTACKS,
