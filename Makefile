@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: setup test test-all lint study bench clean
+.PHONY: setup test test-slow test-all lint study bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,11 @@ lint: setup
 test: lint
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q -m "not slow"
 
-# Also the end-to-end tests (tiny study, reruns, accuracy bands, a real SLURM when one runs).
-test-all: lint
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q
+# The end-to-end tests: the tiny study, reruns, accuracy bands, a real SLURM when one runs.
+test-slow: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q -m slow --durations=15
+
+test-all: test test-slow
 
 study: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) all

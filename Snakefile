@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "report/workflow.rst"
+
+
 # The default study; a preset given with --configfile replaces it as a whole.
 if not workflow.overwrite_configfiles:
 

@@ -29,6 +29,9 @@ All times are wall-clock times of a machine that may be shared; CPU seconds are 
 beside them. Quick mode: the tiny config and fewer repetitions.
 
     python bench/workflow.py [--quick]
+
+With ``AVROBUST_BENCH_KEEP=DIR`` the study runs in ``DIR`` (which must not hold a study
+already) and is kept there, to look at its tables, figures and report afterwards.
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ COPIED = (
     "config",
     "profiles",
     "envs",
+    "report",
 )
 CORES = 2
+KEEP_ENV = "AVROBUST_BENCH_KEEP"  # a directory: run the study there and keep it
 OVERHEAD_TARGET = 0.15
 NOOP_TARGET = 3.0
 PAPER_DRY_TARGET = 15.0
@@ -405,9 +410,10 @@ def run(quick: bool = False) -> list[dict]:
     """Rows {benchmark, figure, value, target, met}; rows with ``error`` are failures."""
     config = ["--configfile", "config/tiny.yaml"] if quick else []
     reps = 1 if quick else 3
+    keep = os.environ.get(KEEP_ENV)
     with tempfile.TemporaryDirectory(prefix="avrobust-bench-") as tmp:
         paper = paper_dry_run(fresh_copy(Path(tmp) / "paper"), reps)
-        root = fresh_copy(Path(tmp) / "study")
+        root = fresh_copy(Path(keep) if keep else Path(tmp) / "study")
         rows, ok = study_run(root, config, startup_reps=reps)
         if ok:
             rows += noop_dry_run(root, config, reps=max(reps, 2))

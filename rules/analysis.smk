@@ -49,7 +49,13 @@ rule budget_figure:
     input:
         sweep_inputs,
     output:
-        png="results/figures/{dataset}_budget_curves.png",
+        png=report(
+            "results/figures/{dataset}_budget_curves.png",
+            caption="../report/budget_curves.rst",
+            category="Figures",
+            subcategory="Budget curves",
+            labels={"dataset": "{dataset}"},
+        ),
         pdf="results/figures/{dataset}_budget_curves.pdf",
     log:
         "logs/{dataset}/figures/budget_curves.log",
@@ -66,7 +72,13 @@ rule localization_figure:
     input:
         "results/{dataset}/analysis/localization.npz",
     output:
-        png="results/figures/{dataset}_localization.png",
+        png=report(
+            "results/figures/{dataset}_localization.png",
+            caption="../report/localization.rst",
+            category="Figures",
+            subcategory="Localization",
+            labels={"dataset": "{dataset}"},
+        ),
         pdf="results/figures/{dataset}_localization.pdf",
     log:
         "logs/{dataset}/figures/localization.log",
@@ -83,11 +95,29 @@ rule tsne_figure:
     input:
         "results/{dataset}/analysis/embeddings.npz",
     output:
-        png="results/figures/{dataset}_tsne.png",
+        png=report(
+            "results/figures/{dataset}_tsne.png",
+            caption="../report/tsne.rst",
+            category="Figures",
+            subcategory="t-SNE",
+            labels={"dataset": "{dataset}", "view": "clean"},
+        ),
         pdf="results/figures/{dataset}_tsne.pdf",
-        audio_png="results/figures/{dataset}_tsne_attacked_audio.png",
+        audio_png=report(
+            "results/figures/{dataset}_tsne_attacked_audio.png",
+            caption="../report/tsne.rst",
+            category="Figures",
+            subcategory="t-SNE",
+            labels={"dataset": "{dataset}", "view": "attacked audio"},
+        ),
         audio_pdf="results/figures/{dataset}_tsne_attacked_audio.pdf",
-        visual_png="results/figures/{dataset}_tsne_attacked_visual.png",
+        visual_png=report(
+            "results/figures/{dataset}_tsne_attacked_visual.png",
+            caption="../report/tsne.rst",
+            category="Figures",
+            subcategory="t-SNE",
+            labels={"dataset": "{dataset}", "view": "attacked visual"},
+        ),
         visual_pdf="results/figures/{dataset}_tsne_attacked_visual.pdf",
     log:
         "logs/{dataset}/figures/tsne.log",

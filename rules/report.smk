@@ -2,7 +2,12 @@ rule table:
     input:
         table_inputs,
     output:
-        csv="results/tables/{table}.csv",
+        csv=report(
+            "results/tables/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
         md="results/tables/{table}.md",
         tex="results/tables/{table}.tex",
     log:
@@ -23,7 +28,12 @@ rule findings:
         evaluations=lambda wc: [key.path for key in plan.all_evaluations(config)],
         tables=table_outputs(),
     output:
-        "results/findings.md",
+        report(
+            "results/findings.md",
+            caption="../report/findings.rst",
+            category="Findings",
+            labels={"file": "findings.md"},
+        ),
     log:
         "logs/findings.log",
     localrule: True

@@ -19,12 +19,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from studies import Study
 
 from avmodels.model import load_checkpoint
 
@@ -241,23 +241,7 @@ def profile_setting(profile: str, *keys: str) -> object:
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """The tiny study run locally; started before the SLURM run so that the two overlap."""
-    workdir = tmp_path_factory.mktemp("local")
-    with Run(workdir, "--cores", "2", "all", "--configfile", TINY) as run:
-        yield run
-
-
-@pytest.fixture(scope="module")
-def local_study(local_run: Run) -> Path:
-    local_run.wait()
-    return local_run.workdir
-
-
-@pytest.fixture(scope="module")
-def slurm_study(
-    cluster: None, local_run: Run, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, str]:
+def slurm_study(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     workdir = tmp_path_factory.mktemp("slurm")
     with Run(workdir, *PROFILES, "all", "--configfile", TINY) as run:
         run.wait()
@@ -270,10 +254,9 @@ def _count(root: Path, pattern: str) -> int:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_slurm_study_tables_equal_local_run(
-    slurm_study: tuple[Path, str], local_study: Path
-) -> None:
+def test_slurm_study_tables_equal_local_run(slurm_study: tuple[Path, str], study: Study) -> None:
     workdir, _ = slurm_study
+    local_study = study.root
     tables = sorted(p.relative_to(local_study) for p in local_study.glob("results/tables/*.csv"))
     assert tables
     assert tables == sorted(p.relative_to(workdir) for p in workdir.glob("results/tables/*.csv"))

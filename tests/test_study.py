@@ -1,0 +1,107 @@
+"""The tiny study end to end with a real Snakemake: what it writes, and how it fails.
+
+Reads the session's tiny study (conftest.py); the failure test works on a copy of it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from studies import CONFIG, Study, snakemake, tail
+
+from avmodels.findings import CLAIMS
+from avmodels.paper import paper_value
+from avmodels.table_specs import TABLE_NAMES, load_spec
+from avmodels.tables import CELL_COLUMNS, MISSING
+
+pytestmark = pytest.mark.slow
+
+DATASET = "synthetic_music"
+
+
+def read_table(root: Path, table: str) -> pd.DataFrame:
+    return pd.read_csv(root / "results" / "tables" / f"{table}.csv", keep_default_na=False)
+
+
+def expected_cells(table: str) -> list[tuple[str, str, str]]:
+    """(attack, method, column) of every cell the table's spec lays out, in order."""
+    spec = load_spec(table)
+    return [(r.attack, r.method, c.key) for r in spec.rows for c in spec.row_columns(r)]
+
+
+def test_every_table_has_every_cell_with_ours_and_paper(study: Study) -> None:
+    config = yaml.safe_load((study.root / CONFIG).read_text())
+    for table in TABLE_NAMES:
+        frame = read_table(study.root, table)
+        assert list(frame.columns) == CELL_COLUMNS, table
+        cells = list(zip(frame["attack"], frame["method"], frame["column"], strict=True))
+        assert cells == expected_cells(table), table
+        assert set(frame["dataset"]) == {DATASET}
+        ours = pd.to_numeric(frame["ours"])
+        assert ours.notna().all(), frame[ours.isna()]
+        assert ((ours >= 0) & (ours <= 100) | frame["column"].isin(["avg", "ri"])).all()
+        reference = config["tables"][table][DATASET]
+        assert set(frame["paper_dataset"]) == {reference}
+        for row in frame.itertuples():
+            published = paper_value(table, reference, row.attack, row.method, row.column)
+            assert float(row.paper) == pytest.approx(published, abs=1e-9, nan_ok=True), row
+        measured = frame[~frame["column"].isin(["avg", "ri"])]
+        sources = [p for cell in measured["source_record"] for p in cell.split(";")]
+        assert sources and all((study.root / p).is_file() for p in sources), table
+        for suffix in ("md", "tex"):
+            text = (study.root / "results" / "tables" / f"{table}.{suffix}").read_text()
+            assert load_spec(table).title.split(":")[0] in text, (table, suffix)
+
+
+def test_findings_check_every_claim(study: Study) -> None:
+    text = (study.root / "results" / "findings.md").read_text()
+    verdicts = dict(re.findall(r"^## `(\w+)`: (held|not held|not evaluated)$", text, re.M))
+    assert set(verdicts) == {name for name, _, _ in CLAIMS}
+    assert set(verdicts.values()) <= {"held", "not held"}, "a claim lacked its evaluations"
+    assert "Paper's numbers (held)" in text
+
+
+def test_report_has_tables_figures_and_captions(study: Study, tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    done = snakemake(study.root, "--report", str(report))
+    assert done.returncode == 0, tail(done.stdout)
+    html = report.read_text()
+    assert "Tian &amp; Xu" in html or "Tian & Xu" in html  # the workflow description
+    for name in (*(f"{t}.csv" for t in TABLE_NAMES), "findings.md"):
+        assert name in html, name
+    for figure in ("budget_curves", "localization", "tsne", "tsne_attacked_audio"):
+        assert f"{DATASET}_{figure}.png" in html, figure
+    assert "Sound source localization under attack" in html  # a figure's caption
+
+
+def test_failed_evaluation_leaves_its_cells_marked_and_the_run_complete(
+    study: Study, tmp_path: Path
+) -> None:
+    root = tmp_path / "study"
+    subprocess.run(["cp", "-a", str(study.root), str(root)], check=True)
+    bank = root / "results" / DATASET / "memory" / "minsim.pt"
+    torch.save({"not": "a memory bank"}, bank)  # newer than its evaluations: they run again
+    done = snakemake(root, "--cores", "2", "--keep-going", "all", timeout=1800)
+    assert done.returncode == 0, tail(done.stdout)
+    failed = sorted((root / "results" / DATASET / "eval" / "minsim" / "exfmem").rglob("*.csv"))
+    assert failed and all(Path(f"{p}.failures").is_file() for p in failed)
+    frame = read_table(root, "table5")
+    rows = frame[frame["method"] == "minsim_exfmem"]
+    assert len(rows) and (rows["ours"] == "").all(), rows  # marked missing, row kept
+    others = frame[frame["method"] != "minsim_exfmem"]
+    assert (others["ours"] != "").all(), others[others["ours"] == ""]
+    healthy = read_table(study.root, "table5")
+    keys = ["attack", "method", "column"]
+    assert frame[keys].equals(healthy[keys])  # every row and column still there
+    markdown = (root / "results" / "tables" / "table5.md").read_text()
+    assert MISSING in markdown
+    # The failure is remembered: the next run tries the failed jobs again, and only them.
+    again = snakemake(root, "--dry-run", "all")
+    planned = set(re.findall(r"^\s*(?:local)?rule (\w+):", again.stdout, re.M)) - {"all"}
+    assert "evaluate" in planned and "train" not in planned, tail(again.stdout)
