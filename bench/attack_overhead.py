@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from functools import partial
 
 import torch
 import torch.nn.functional as F
+from timing import interleaved
 
 from avmodels.attacks import MIM, PGD, eval_mode
 from avmodels.model import AVModel, ModelConfig
@@ -54,28 +54,6 @@ def gradient_steps(model, inputs, labels, n: int, freeze: bool = False) -> Calla
                 torch.autograd.grad(loss, list(leaves.values()))
 
     return run
-
-
-def interleaved(fns: dict[str, Callable[[], object]], reps: int, device: str) -> dict[str, list]:
-    """Seconds per call of each function, repetitions interleaved (order rotated each time).
-
-    On CPU the clock is this process's CPU time, which other jobs on a shared machine do not
-    inflate (run with one thread); on CUDA it is wall-clock time between synchronisations.
-    """
-    cuda = device.startswith("cuda")
-    clock = time.perf_counter if cuda else time.process_time
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    names, times = list(fns), {name: [] for name in fns}
-    for name in names:  # warm-up
-        fns[name]()
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            sync()
-            start = clock()
-            fns[name]()
-            sync()
-            times[name].append(clock() - start)
-    return times
 
 
 def median_ratio(num: list[float], den: list[float]) -> float:

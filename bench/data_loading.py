@@ -22,12 +22,12 @@ import argparse
 import random
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import torch
+from timing import interleaved
 
 from avmodels import media, synthetic
 from avmodels.dataset import AVDataset, window_start
@@ -87,19 +87,6 @@ def image_transforms(ds: AVDataset) -> Callable[[], None]:
             ds.transform(frame, random.Random(i) if ds.train else None)
 
     return run
-
-
-def interleaved(fns: dict[str, Callable[[], None]], reps: int) -> dict[str, list[float]]:
-    """CPU seconds per call of each function; order rotated every repetition; one warm-up."""
-    names, times = list(fns), {name: [] for name in fns}
-    for name in names:
-        fns[name]()
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            start = time.process_time()
-            fns[name]()
-            times[name].append(time.process_time() - start)
-    return times
 
 
 def run(quick: bool = False, reps: int = 5) -> list[dict]:

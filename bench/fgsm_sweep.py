@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import interleaved
 from torch import Tensor
 
 from avmodels.attacks import FGSM, predict_sets
@@ -64,24 +63,6 @@ def reference(model, inputs, labels, grads: int = 3, forwards: int = 24) -> None
     with torch.no_grad():
         for _ in range(forwards):
             model(**inputs)
-
-
-def interleaved(fns: dict[str, Callable[[], object]], reps: int, device: str) -> dict[str, list]:
-    """Seconds per call, repetitions interleaved; process CPU time on CPU, wall time on CUDA."""
-    cuda = device.startswith("cuda")
-    clock = time.perf_counter if cuda else time.process_time
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    names, times = list(fns), {name: [] for name in fns}
-    for name in names:  # warm-up
-        fns[name]()
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            sync()
-            start = clock()
-            fns[name]()
-            sync()
-            times[name].append(clock() - start)
-    return times
 
 
 def _row(figure: str, value: float, target: float | None, higher: bool, **extra) -> dict:

@@ -305,7 +305,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    sys.path.insert(0, str(BENCH.parent))
+    sys.path[:0] = [str(BENCH.parent), str(BENCH)]  # avmodels, and the shared bench helpers
     names = [n for n in module_names() if not args.only or n in args.only]
     report = {
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 
 import torch
 import torchattacks
+from timing import interleaved
 from torch import Tensor, nn
 
 from avmodels.attacks import MIM, PGD
@@ -43,24 +42,6 @@ class Positional(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(visual=x)
-
-
-def interleaved(fns: dict[str, Callable[[], object]], reps: int, device: str) -> dict[str, list]:
-    """Seconds per call, repetitions interleaved; process CPU time on CPU, wall time on CUDA."""
-    cuda = device.startswith("cuda")
-    clock = time.perf_counter if cuda else time.process_time
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    names, times = list(fns), {name: [] for name in fns}
-    for name in names:  # warm-up
-        fns[name]()
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            sync()
-            start = clock()
-            fns[name]()
-            sync()
-            times[name].append(clock() - start)
-    return times
 
 
 def run(
