@@ -66,15 +66,20 @@ def _device() -> str:
 FAILURES_SUFFIX = ".failures"
 
 
-def failed_attempts(wildcards: Any, output: Any) -> int:
-    """How many times the job of ``output`` has failed (a rerun trigger for its ``params``).
+def failed_attempts(output_pattern: str) -> Callable[[Any], int]:
+    """A ``params`` function: how many times the job of ``output_pattern`` has failed.
 
     A step run with ``on_error`` turns its failure into an output that says so and appends a
     line to ``<first output>.failures``; the count then differs from the one recorded with the
-    failed run, so the next run retries the step.
+    failed run, so the next run retries the step. The function takes the wildcards only:
+    Snakemake leaves parameters computed from ``output`` out of its rerun trigger.
     """
-    path = Path(str(output[0]) + FAILURES_SUFFIX)
-    return len(path.read_text().splitlines()) if path.exists() else 0
+
+    def attempts(wildcards: Any) -> int:
+        path = Path(output_pattern.format(**dict(wildcards.items())) + FAILURES_SUFFIX)
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    return attempts
 
 
 @contextmanager

@@ -2,7 +2,7 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv",
+        EVALUATION,
     log:
         "logs/{dataset}/eval/{model}/{defense}/{attack}/{eps}.log",
     group:
@@ -18,6 +18,6 @@ rule evaluate:
         exfmem=config["exfmem"],
         inputs=config["inputs"],
         code=code("evaluate"),
-        attempt=failed_attempts,
+        attempt=failed_attempts(EVALUATION),
     script:
         "../workflow_scripts/evaluate.py"

@@ -24,6 +24,7 @@ DATASETS = plan.datasets(config)
 SYNTHETIC = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
 YOUTUBE = [d for d in DATASETS if config["datasets"][d]["source"] == "youtube"]
 SPLITS = ["train", "val", "test"]
+EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
 
 
 def alternatives(names):

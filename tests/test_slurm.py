@@ -328,7 +328,9 @@ def test_requeued_job_finishes_without_a_new_submission(slurm_study: tuple[Path,
         while [s for j, s, _ in slurm_jobs(run.run_id()) if j == job_id] != ["PENDING"]:
             assert time.monotonic() < deadline, run.tail()
             time.sleep(0.5)
-        # SLURM holds a requeued job back for a while; let it start again now.
+        # SLURM holds a requeued job back for a while; let it start again now, but not in
+        # the second of the requeue: slurmd refuses the job credentials issued then.
+        time.sleep(3)
         subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
         run.wait()
         jobs = slurm_jobs(run.run_id())
