@@ -11,9 +11,10 @@ preprocessed into a temporary directory first. Settings: the default study's inp
 (64 px crops, 16384 samples) and the paper's (224 px, 65535 samples); evaluation and
 training transforms. Times are this process's CPU time (one torch thread; other jobs on a
 shared machine do not inflate them), repetitions interleaved, ratio = median of per-repetition
-ratios. Target: ratio <= 1.10.
+ratios. Target: ratio <= 1.10. Run as a script, it then prints the figures of the storage
+formats behind these readers (bench/frame_formats.py).
 
-    python bench/data_loading.py [--quick] [--reps 5]
+    python bench/data_loading.py [--quick] [--reps 5] [--no-frame-formats]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import frame_formats
 import pandas as pd
 import torch
 from timing import interleaved
@@ -134,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="11 clips, 3 repetitions")
+    parser.add_argument("--no-frame-formats", action="store_true", help="skip those figures")
     args = parser.parse_args()
     for r in run(args.quick, args.reps):
         verdict = "PASS" if r["met"] else "MISS"
@@ -142,6 +145,9 @@ def main() -> None:
             f"items/s  ratio {r['value']:.3f} (target {r['target']})  {verdict}"
         )
         print(f"    {r['profile']}")
+    if not args.no_frame_formats:  # the storage layout behind these loading figures
+        print("\nframe and audio storage formats (bench/frame_formats.py):")
+        frame_formats.print_rows(frame_formats.run(quick=args.quick))
 
 
 if __name__ == "__main__":

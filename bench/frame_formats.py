@@ -190,7 +190,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s clip, few reads")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rows = run(quick=args.quick)
+    print_rows(run(quick=args.quick))
+
+
+def print_rows(rows: list[dict]) -> None:
+    """The figures as a plain-text table."""
     width = max(len(r["figure"]) for r in rows)
     print(f"{'figure':<{width}}  {'value':>12}  {'target':>12}  met")
     for r in rows:
