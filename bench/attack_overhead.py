@@ -21,7 +21,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from timing import interleaved
+from _timing import interleaved
 
 from avmodels.attacks import MIM, PGD, eval_mode
 from avmodels.model import AVModel, ModelConfig

@@ -29,7 +29,7 @@ from pathlib import Path
 import frame_formats
 import pandas as pd
 import torch
-from timing import interleaved
+from _timing import interleaved
 
 from avmodels import media, synthetic
 from avmodels.dataset import AVDataset, window_start

@@ -21,7 +21,7 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from timing import interleaved
+from _timing import interleaved
 from torch import Tensor
 
 from avmodels.attacks import FGSM, predict_sets

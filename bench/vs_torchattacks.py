@@ -23,7 +23,7 @@ from functools import partial
 
 import torch
 import torchattacks
-from timing import interleaved
+from _timing import interleaved
 from torch import Tensor, nn
 
 from avmodels.attacks import MIM, PGD
