@@ -57,9 +57,14 @@ def attack_settings(config: dict) -> dict[str, Any]:
     return {key: ev.get(key, default) for key, default in ATTACK_DEFAULTS.items()}
 
 
+def _row_roles(spec, row) -> set[str]:
+    """Budget roles of a row's measured (attacked) columns."""
+    return {col.budget or "multi" for col in spec.row_columns(row) if col.mode}
+
+
 def _budget_roles(table: str) -> set[str]:
     spec = load_spec(table)
-    return {col.budget or "multi" for row in spec.rows for col in spec.row_columns(row) if col.mode}
+    return {role for row in spec.rows for role in _row_roles(spec, row)}
 
 
 def table_budgets(config: dict, table: str) -> dict[str, float]:
@@ -83,8 +88,7 @@ def table_evaluations(config: dict, table: str, dataset: str) -> list[EvalKey]:
         if method.model not in config["variants"]:
             continue
         attack = row.attack if row.attack in ("fgsm", "pgd", "mim") else ev["attacks"][0]
-        roles = {col.budget or "multi" for col in spec.row_columns(row) if col.mode}
-        for role in roles:
+        for role in _row_roles(spec, row):
             eps = fmt_eps(ev["table_budgets"][role])
             keys.add(EvalKey(dataset, method.model, method.defense, attack, eps))
     return sorted(keys)
