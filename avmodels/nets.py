@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import resnet18
+
+from avmodels.resnet import ResNet18Trunk
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +103,10 @@ class VisualNet(nn.Module):
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {sorted(OUTPUT_STRIDES)}")
         self.output_stride = output_stride
-        self.resnet = resnet18(weights=None)
+        self.resnet = ResNet18Trunk()
         num_dilated, dilation = OUTPUT_STRIDES[output_stride], 1
         for stage in (self.resnet.layer3, self.resnet.layer4)[2 - num_dilated :]:
             dilation = _dilate_stage(stage, dilation)
-        del self.resnet.fc, self.resnet.avgpool
         self.out_dim = FEATURE_DIM
         if pretrained is not None:
             self.load_pretrained(pretrained)
@@ -119,9 +119,7 @@ class VisualNet(nn.Module):
         logger.info("loaded visual weights from %s", path)
 
     def feature_map(self, img: Tensor) -> Tensor:
-        r = self.resnet
-        x = r.maxpool(r.relu(r.bn1(r.conv1(img))))
-        return r.layer4(r.layer3(r.layer2(r.layer1(x))))  # (B, 512, h, w)
+        return self.resnet(img)  # (B, 512, h, w)
 
     def forward(self, img: Tensor) -> Tensor:
         return self.feature_map(img).amax(dim=(2, 3))  # (B, 512)

@@ -4,7 +4,9 @@ A step's code is its script plus every ``avmodels`` module the script reaches
 through imports, followed transitively. Each file is hashed on its normalised
 syntax tree (docstrings, comments and formatting dropped), so touching a file
 or editing a comment changes nothing, while any real edit of a reached module
-changes the hash.
+changes the hash. What was read of each file is kept in ``.cache/avmodels/`` beside
+the package (or the file ``$AVMODELS_CODE_CACHE``), keyed by modification time and size,
+so a dry run does not parse the library again.
 
 Every output also gets a record beside it (:func:`record_path`, written by
 ``avmodels.jobs.job``); ``python -m avmodels.provenance {trace,audit,diff,code}`` reads
@@ -15,13 +17,18 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from functools import cache
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 PACKAGE = "avmodels"
 PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_SUFFIXES = (".yaml", ".yml", ".csv")
+CACHE_FILE = ".cache/avmodels/code_hashes.json"  # under the folder that holds the package
+CACHE_ENV = "AVMODELS_CODE_CACHE"  # another place for that file
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -35,23 +42,93 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-@cache
-def _parse(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), filename=str(path))
+@dataclass(frozen=True)
+class _Source:
+    """What the code hash needs of one file, from a single parse."""
+
+    digest: str  # sha256 of the normalised content
+    imports: tuple[str, ...] = ()  # absolute names of the modules it imports
+    literals: tuple[str, ...] = ()  # string constants that may name package data files
 
 
-@cache
+def _analyse(path: Path) -> _Source:
+    text = path.read_text()
+    if path.suffix in {".yaml", ".yml"}:
+        return _Source(_sha256(repr(yaml.safe_load(text))))
+    if path.suffix != ".py":
+        return _Source(_sha256(text))
+    tree = ast.parse(text, filename=str(path))
+    package = _package_of(path)
+    imports: set[str] = set()
+    literals: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _resolve_from(node, package)
+            if base:
+                imports.add(base)
+                imports.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Constant) and str(node.value).endswith(DATA_SUFFIXES):
+            literals.add(node.value)
+    dump = ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False)
+    return _Source(_sha256(dump), tuple(sorted(imports)), tuple(sorted(literals)))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _SourceCache:
+    """:func:`_analyse` results in memory and in a JSON file, keyed by path, mtime and size:
+    a workflow parses its rules on every run (a dry run included), and re-parsing the
+    library each time costs seconds. A file is analysed again as soon as it changes."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file, self.entries, self.dirty = file, None, False
+
+    def get(self, path: Path) -> _Source:
+        if self.entries is None:
+            self.entries = self._load()
+        stat = path.stat()
+        key, stamp = str(path), [stat.st_mtime_ns, stat.st_size]
+        entry = self.entries.get(key)
+        if entry is None or entry[0] != stamp:
+            source = _analyse(path)
+            self.entries[key] = entry = [stamp, source.digest, source.imports, source.literals]
+            self.dirty = True
+        return _Source(entry[1], tuple(entry[2]), tuple(entry[3]))
+
+    def _load(self) -> dict:
+        try:
+            return json.loads(self.file.read_text()) if self.file else {}
+        except (OSError, ValueError):
+            return {}
+
+    def save(self) -> None:
+        """Write the file if anything was analysed (atomically; skipped if not writable)."""
+        if not (self.dirty and self.file):
+            return
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(self.entries))
+            os.replace(tmp, self.file)
+            self.dirty = False
+        except OSError:
+            pass
+
+
+_CACHE = _SourceCache(
+    Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else PACKAGE_DIR.parent / CACHE_FILE
+)
+
+
 def source_hash(path: Path) -> str:
     """sha256 of a file's normalised content: Python by syntax tree, YAML by value."""
-    path = Path(path)
-    if path.suffix == ".py":
-        tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
-        text = ast.dump(tree, annotate_fields=False, include_attributes=False)
-    elif path.suffix in {".yaml", ".yml"}:
-        text = repr(yaml.safe_load(path.read_text()))
-    else:
-        text = path.read_text()
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = _CACHE.get(Path(path).resolve()).digest
+    _CACHE.save()
+    return digest
 
 
 def _module_file(name: str) -> Path | None:
@@ -63,20 +140,6 @@ def _module_file(name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _imported_modules(path: Path) -> set[str]:
-    names: set[str] = set()
-    package = _package_of(path)
-    for node in ast.walk(_parse(path)):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = _resolve_from(node, package)
-            if base:
-                names.add(base)
-                names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
 
 
 def _package_of(path: Path) -> str | None:
@@ -97,17 +160,18 @@ def _resolve_from(node: ast.ImportFrom, package: str | None) -> str | None:
     return ".".join([*parts, node.module] if node.module else parts)
 
 
-@cache
 def code_closure(script: Path) -> tuple[Path, ...]:
     """The script and every ``avmodels`` file it reaches, sorted."""
     seen: set[Path] = set()
+    data: set[Path] = set()
     todo = [Path(script).resolve()]
     while todo:
         path = todo.pop()
         if path in seen:
             continue
         seen.add(path)
-        for name in _imported_modules(path):
+        source = _CACHE.get(path)
+        for name in source.imports:
             found = _module_file(name)
             if found is not None:
                 todo.append(found.resolve())
@@ -115,21 +179,14 @@ def code_closure(script: Path) -> tuple[Path, ...]:
                 init = found.parent / "__init__.py"
                 if init.is_file():
                     todo.append(init.resolve())
-    data = {p for f in seen for p in _data_files(f)}
+        if PACKAGE_DIR in path.parents:  # package data files a module names literally
+            data.update(
+                (path.parent / name).resolve()
+                for name in source.literals
+                if (path.parent / name).is_file()
+            )
+    _CACHE.save()
     return tuple(sorted(seen | data))
-
-
-def _data_files(path: Path) -> list[Path]:
-    """Package data files a module names literally (e.g. ``"paper_results.yaml"``)."""
-    if PACKAGE_DIR not in path.parents:
-        return []
-    found = []
-    for node in ast.walk(_parse(path)):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            candidate = path.parent / node.value
-            if node.value.endswith((".yaml", ".yml", ".csv")) and candidate.is_file():
-                found.append(candidate.resolve())
-    return found
 
 
 def rule_code_hash(script: str | Path) -> str:
@@ -181,9 +238,8 @@ def file_hash(path: str | Path) -> str:
 
 
 def clear_code_caches() -> None:
-    """Forget parsed sources and hashes, so that files edited since are read again."""
-    for cached in (_parse, source_hash, code_closure):
-        cached.cache_clear()
+    """Forget what was read of the sources (memory only; the file cache checks mtimes)."""
+    _CACHE.entries = None
 
 
 def main(argv: list[str] | None = None) -> None:

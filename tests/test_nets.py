@@ -8,6 +8,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from avmodels.nets import AUDIO_CHANNELS, AudioNet, VisualNet
+from avmodels.resnet import ResNet18Trunk
 
 
 @pytest.fixture(autouse=True)
@@ -88,3 +89,23 @@ def test_visual_net_rejects_incomplete_weights(tmp_path) -> None:
     torch.save(state, path)
     with pytest.raises(RuntimeError, match="layer4.1.conv2.weight"):
         VisualNet(pretrained=path)
+
+
+def test_trunk_draws_torchvision_resnet18_weights_from_a_seed() -> None:
+    torch.manual_seed(7)
+    ours = ResNet18Trunk().state_dict()
+    torch.manual_seed(7)
+    reference = {k: v for k, v in resnet18(weights=None).state_dict().items() if "fc." not in k}
+    assert list(ours) == list(reference)
+    for key, value in reference.items():
+        torch.testing.assert_close(ours[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_trunk_computes_what_torchvision_resnet18_computes() -> None:
+    reference = resnet18(weights=None).eval()
+    trunk = ResNet18Trunk().eval()
+    trunk.load_state_dict({k: v for k, v in reference.state_dict().items() if "fc." not in k})
+    reference.avgpool, reference.fc = nn.Identity(), nn.Identity()
+    img = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(trunk(img).flatten(1), reference(img))

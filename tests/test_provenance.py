@@ -424,6 +424,7 @@ def package(tmp_path: Path, monkeypatch) -> Path:
     scripts.mkdir()
     (scripts / "step.py").write_text("from avmodels.alpha import f\nimport avmodels.delta\n")
     monkeypatch.setattr(provenance, "PACKAGE_DIR", pkg)
+    monkeypatch.setattr(provenance, "_CACHE", provenance._SourceCache(tmp_path / "cache.json"))
     provenance.clear_code_caches()
     yield scripts / "step.py"
     provenance.clear_code_caches()
@@ -468,6 +469,18 @@ def test_code_hash_changes_with_a_real_edit(package: Path, module: str):
     path = provenance.PACKAGE_DIR / module
     path.write_text(path.read_text() + "EXTRA = 1\n")
     assert _rehash(package) != before
+
+
+def test_code_hash_reads_unchanged_files_from_the_cache_file(package: Path, monkeypatch):
+    before = _rehash(package)
+    assert len(json.loads((package.parents[2] / "cache.json").read_text())) == 7  # step.py and six modules
+    analysed = []
+    real = provenance._analyse
+    monkeypatch.setattr(provenance, "_analyse", lambda p: analysed.append(p.name) or real(p))
+    assert _rehash(package) == before and analysed == []  # a new process: the file only
+    path = provenance.PACKAGE_DIR / "zeta.py"
+    path.write_text("Z = 4\n")
+    assert _rehash(package) != before and analysed == ["zeta.py"]
 
 
 def test_code_hash_ignores_unreached_modules(package: Path):

@@ -11,22 +11,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from avmodels import media, synthetic
 from avmodels.model import ModelConfig, load_checkpoint
+from avmodels.plan import variant_settings
 from avmodels.train import TrainConfig, accuracy_on, make_loader, train
 
-BUDGET = TrainConfig(  # the default study's budget (config.yaml: train, inputs)
-    epochs=8,
-    batch_size=16,
-    lr_audio=1e-3,
-    lr_visual=1e-3,
-    lr_head=1e-3,
-    milestones=(6,),
-    audio_samples=16384,
-    image_size=64,
-    resize_size=72,
+CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
+INPUTS = CONFIG["inputs"]
+SETTINGS = variant_settings(CONFIG, "concat")
+BUDGET = TrainConfig(  # the default study's budget: config.yaml's train and inputs
+    **{k: v for k, v in SETTINGS.items() if k not in ("arch", "visual_output_stride")},
+    seed=CONFIG["seed"],
     threads=1,
+    audio_samples=INPUTS["audio_samples"],
+    image_size=INPUTS["image_size"],
+    resize_size=INPUTS["resize_size"],
 )
 BANDS = {"audio": (55.0, 75.0), "visual": (65.0, 85.0)}
 FUSION_MARGIN = 5.0
@@ -40,6 +41,7 @@ def _manifests(root: Path) -> dict[str, Path]:
         video_dir=root / "raw" / "videos",
         classes=synthetic.SYNTHETIC_CLASSES,
         progress=False,
+        max_short_side=INPUTS["frame_short_side"],
     )
     assert not excluded
     table = pd.DataFrame(rows)
