@@ -1,9 +1,12 @@
-"""AVDataset: window centring, padding and tiling, frame choice, transforms, seeded randomness."""
+"""AVDataset: window centring, padding and tiling, frame choice, reads, transforms, seeded
+randomness."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +15,22 @@ import pytest
 import soundfile as sf
 import torch
 import torchvision.transforms.v2 as T
+import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch.utils.data import DataLoader
 
 from avmodels import media
 from avmodels.dataset import (
+    VOLUME,
     AVDataset,
+    crop_to_float,
     cut,
+    decode_frame,
     frame_choices,
     pcm16_layout,
+    read_jpeg,
     read_window,
+    resize_short_side,
     tile,
     window_start,
 )
@@ -118,6 +127,55 @@ def test_direct_pcm16_reads_equal_soundfile_reads(manifest, tmp_path):
     assert pcm16_layout(tmp_path / "junk.wav") is None
 
 
+def test_windows_times_a_gain_equal_soundfile_reads_times_the_gain(manifest):
+    clip_dir, gain = manifest.parent / "long", 1.2345
+    layout = pcm16_layout(clip_dir / media.AUDIO_FILE)
+    for start, length in ((-100, 500), (1000, 4001), (88000, 500), (90000, 10)):
+        expected = read_window(clip_dir, 88200, start, length) * np.float32(gain)
+        for lay in (layout, None):
+            got = read_window(clip_dir, 88200, start, length, lay, gain)
+            assert got.dtype == np.float32 and got.flags.writeable
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("cache_audio", [False, True])
+def test_audio_with_a_gain_is_the_window_times_the_gain(manifest, cache_audio):
+    ds = AVDataset(manifest, train=True, audio_samples=30001, cache_audio=cache_audio)
+    for index, frame in ((0, 0), (0, 32), (1, 8)):  # window at the start, inside, tiled
+        expected = ds.audio(index, frame) * np.float32(0.75)
+        np.testing.assert_array_equal(ds.audio(index, frame, 0.75), expected)
+
+
+def test_frames_are_read_and_decoded_as_media_does(manifest, tmp_path):
+    clip_dir = manifest.parent / "long"
+    offsets = np.fromfile(clip_dir / media.INDEX_FILE, "<i8")
+    data = (clip_dir / media.FRAMES_FILE).read_bytes()
+    for i in (0, 17, 63):
+        assert read_jpeg(clip_dir, i) == data[offsets[i] : offsets[i + 1]]
+    for i in (-1, 64):
+        with pytest.raises(IndexError):
+            read_jpeg(clip_dir, i)
+    frames = np.random.default_rng(1).integers(0, 256, (8, H, W, 3), dtype=np.uint8)
+    write_clip(tmp_path / "noise", 1.0, frames=frames)
+    for i in range(8):
+        img = decode_frame(read_jpeg(tmp_path / "noise", i))
+        assert img.dtype == torch.uint8 and img.shape == (3, H, W)
+        np.testing.assert_array_equal(
+            img.permute(1, 2, 0).numpy(), media.load_frame(tmp_path / "noise", i)
+        )
+
+
+def test_crop_to_float_is_crop_flip_and_division():
+    img = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    img = img.permute(2, 0, 1)  # channels-last memory, as decoded and resized
+    for flip in (False, True):
+        crop = TF.crop(img, 3, 7, 16, 16)
+        expected = (TF.horizontal_flip(crop) if flip else crop).float() / 255
+        got = crop_to_float(img, 3, 7, 16, flip)
+        assert got.is_contiguous() and got.dtype == torch.float32
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
 def test_eval_item_is_the_middle_frame_and_its_centred_window(manifest):
     ds = AVDataset(manifest, train=False, audio_samples=4001, image_size=16, resize_size=18)
     item = ds[0]
@@ -181,6 +239,15 @@ def test_audio_stays_in_range_after_the_volume(manifest):
     assert max(peaks) == 1.0 and min(peaks) < 1.0  # loud clips clip, quieter ones do not
 
 
+def test_float_wav_audio_beyond_full_scale_is_clipped(tmp_path):
+    row = write_clip(tmp_path / "clip", 2.0)
+    wave = np.full(round(2.0 * SR), 1.5, np.float32)
+    sf.write(tmp_path / "clip" / media.AUDIO_FILE, wave, SR, subtype="FLOAT")
+    table = pd.DataFrame([{**row, "label_index": 0}])
+    ds = AVDataset(table, train=False, audio_samples=4001, image_size=16, root=tmp_path)
+    assert float(ds[0]["audio"].max()) == 1.0
+
+
 def test_eval_image_matches_resize_then_centre_crop(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (8, H, W, 3), dtype=np.uint8)
     row = write_clip(tmp_path / "clip", 1.0, frames=frames)
@@ -189,6 +256,27 @@ def test_eval_image_matches_resize_then_centre_crop(tmp_path):
     middle = torch.from_numpy(media.load_frame(tmp_path / "clip", 4)).permute(2, 0, 1)
     expected = T.Compose([T.Resize(16), T.CenterCrop(16)])(middle).float() / 255
     torch.testing.assert_close(ds[0]["visual"], expected, rtol=0, atol=0)
+    assert ds[0]["visual"].is_contiguous()
+
+
+def test_training_image_is_torchvisions_pipeline_at_the_drawn_positions(tmp_path):
+    frames = np.random.default_rng(3).integers(0, 256, (64, H, W, 3), dtype=np.uint8)
+    row = write_clip(tmp_path / "clip", 8.0, frames=frames)
+    table = pd.DataFrame([{**row, "label_index": 0}])
+    ds = AVDataset(table, True, audio_samples=64, image_size=16, resize_size=20, root=tmp_path)
+    flips = set()
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        rng = ds.generator(0)  # draws: frame, volume, top, left, flip
+        frame = frame_choices(8.0, 64)[rng.randrange(17)]
+        rng.uniform(*VOLUME)
+        img = torch.from_numpy(media.load_frame(tmp_path / "clip", frame)).permute(2, 0, 1)
+        img = TF.resize(img, [20], T.InterpolationMode.BICUBIC, antialias=True)  # (20, 26)
+        img = TF.crop(img, rng.randrange(20 - 16 + 1), rng.randrange(26 - 16 + 1), 16, 16)
+        flips.add(flip := rng.random() < 0.5)
+        expected = (TF.horizontal_flip(img) if flip else img).float() / 255
+        torch.testing.assert_close(ds[0]["visual"], expected, rtol=0, atol=0)
+    assert flips == {True, False}
 
 
 def test_training_images_are_random_crops_and_flips(tmp_path):
@@ -274,3 +362,24 @@ def test_bad_manifests_are_refused(manifest):
         AVDataset(pd.read_csv(manifest).drop(columns="num_frames"), train=False)
     with pytest.raises(ValueError, match="resize_size"):
         AVDataset(manifest, train=True, image_size=64, resize_size=32)
+
+
+@pytest.mark.parametrize("shape", [(30, 20), (20, 30), (16, 16), (97, 45)])
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_resize_short_side_is_torchvisions_resize(shape, mode):
+    hwc = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    img = torch.from_numpy(hwc).permute(2, 0, 1)  # channels-last memory, as decoded
+    got = resize_short_side(img, 12, mode)
+    expected = TF.resize(img, [12], T.InterpolationMode(mode), antialias=True)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_workflow_steps_do_not_import_torchvision():
+    """torchvision's import pulls in torch._dynamo (about 2 s), paid by every workflow job."""
+    code = (
+        "import sys, avmodels.train, avmodels.evaluate, avmodels.dataset, avmodels.model;"
+        "print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
