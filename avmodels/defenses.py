@@ -4,7 +4,7 @@
   audio and visual features, Eqs. 2-3), MaxSim (CE + 1 - cosine) and the prototype conformity
   loss PCL of Mustafa et al. (:class:`PCLLoss`).
 * ExFMem (Sec. 3.3.2): each test feature is sparse-coded over a memory bank of training features
-  (a Lasso, Eq. 4, solved by batched, differentiable ISTA / FISTA: :func:`sparse_code`) and the
+  (a Lasso, Eq. 4, solved in :mod:`avmodels.lasso`: :func:`~avmodels.lasso.sparse_code`) and the
   classifier sees ``blend * M a + (1 - blend) * f`` (:class:`ExFMemModel`).
 * :func:`adaptive_attack_loss`: the attacker's loss against a defended model.
 
@@ -15,9 +15,7 @@
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avmodels.fusion import FUSIONS
+from avmodels.lasso import lipschitz_constant, sparse_code
 
 logger = logging.getLogger(__name__)
 
@@ -196,196 +195,6 @@ def fused_features(model: nn.Module, feats: Mapping[str, Tensor]) -> Tensor:
     if fusion is None:
         fusion = model.base.fusion  # a wrapper such as ExFMemModel
     return fusion({m: feats[m] for m in feats if m != "fused"})
-
-
-# -- sparse coding (ExFMem, Eq. 4) ---------------------------------------------------------------
-def lipschitz_constant(memory: Tensor) -> float:
-    """Largest eigenvalue of ``M^T M`` (d, K): the Lipschitz constant of the Lasso gradient."""
-    m = memory.detach().double()
-    gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m  # the smaller Gram, same spectrum
-    return float(torch.linalg.eigvalsh(gram)[-1])
-
-
-def lasso_objective(features: Tensor, memory: Tensor, codes: Tensor, lam: float) -> Tensor:
-    """``0.5 ||f - M a||^2 + lam ||a||_1`` per sample: (B, d), (d, K), (B, K) -> (B,)."""
-    residual = features - codes @ memory.T
-    return 0.5 * residual.pow(2).sum(1) + lam * codes.abs().sum(1)
-
-
-def proximal_steps(
-    features: Tensor,
-    memory: Tensor,
-    lam: float,
-    step: float,
-    method: str = "fista",
-    supports: bool = True,
-) -> Iterator[tuple[Tensor, Tensor | None, float]]:
-    """Endless proximal-gradient iterations for the batched Lasso, starting from 0.
-
-    Yields ``(codes, support, beta)`` after each step: codes (B, K), the soft-threshold support
-    ``|z| > lam * step`` (B, K) bool (None unless ``supports``), and the momentum ``beta``
-    applied after the step (0 for ISTA; Beck & Teboulle's ``(t_k - 1) / t_{k+1}`` for FISTA).
-    """
-    if method not in ("ista", "fista"):
-        raise ValueError(f"unknown method {method!r}; valid: ista, fista")
-    gram = memory.T @ memory  # (K, K)
-    transition = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) - step * gram
-    drive = step * (features @ memory)  # (B, K)
-    threshold = lam * step
-    codes = torch.zeros_like(drive)
-    point, t = codes, 1.0
-    while True:
-        z = torch.addmm(drive, point, transition)  # point - step * grad
-        new = z - z.clamp(-threshold, threshold)  # soft threshold: sign(z) max(|z| - thr, 0)
-        beta = 0.0
-        if method == "fista":
-            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
-            beta, t = (t - 1.0) / t_next, t_next
-        point = torch.lerp(codes, new, 1.0 + beta) if beta else new  # new + beta (new - codes)
-        codes = new
-        yield codes, (z.abs() > threshold) if supports else None, beta
-
-
-@dataclass
-class LassoSolution:
-    """What :func:`solve_lasso` found: codes (B, K), iterations run, step, stopped on ``tol``."""
-
-    codes: Tensor
-    iterations: int
-    step: float
-    converged: bool
-    supports: list[Tensor]
-    betas: list[float]
-
-
-def solve_lasso(
-    features: Tensor,
-    memory: Tensor,
-    lam: float,
-    max_iter: int = 2000,
-    tol: float = 8e-4,
-    method: str = "fista",
-    step: float | None = None,
-    lipschitz: float | None = None,
-    keep_supports: bool = False,
-) -> LassoSolution:
-    """Run :func:`proximal_steps` (no autograd) until ``max |a_k - a_{k-1}| < tol`` or ``max_iter``.
-
-    ``step`` defaults to 1 / L (``lipschitz`` or :func:`lipschitz_constant`). A run that becomes
-    non-finite (a fixed step above 2 / L diverges) stops with ``converged=False``.
-    """
-    if step is None:
-        step = 1.0 / (lipschitz if lipschitz is not None else lipschitz_constant(memory))
-    supports: list[Tensor] = []
-    betas: list[float] = []
-    codes = features.new_zeros(features.shape[0], memory.shape[1])
-    previous, converged, it = codes, False, 0
-    with torch.no_grad():
-        for it, (codes, support, beta) in enumerate(
-            proximal_steps(features.detach(), memory.detach(), lam, step, method, keep_supports),
-            start=1,
-        ):
-            if keep_supports:
-                supports.append(support)
-                betas.append(beta)
-            change = float(torch.linalg.vector_norm(codes - previous, ord=math.inf))
-            if not math.isfinite(change):
-                break
-            if change < tol:
-                converged = True
-                break
-            if it >= max_iter:
-                break
-            previous = codes
-    if not converged:
-        logger.debug("Lasso stopped after %d steps without reaching tol %g", it, tol)
-    return LassoSolution(codes, it, step, converged, supports, betas)
-
-
-class _SparseCode(torch.autograd.Function):
-    """Proximal-gradient Lasso with an exact backward through the iterations actually run.
-
-    Every step is ``a' = S(y W + P)`` with ``W = I - G / L``, ``P = f M / L`` and a soft
-    threshold ``S`` whose derivative is the 0/1 support; FISTA adds ``y' = a' + beta (a' - a)``.
-    The backward replays these linear maps in reverse from the stored supports (one bool per
-    code and step), so it equals autograd through the unrolled loop without keeping its
-    float intermediates.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        features: Tensor,
-        memory: Tensor,
-        lam: float,
-        max_iter: int,
-        tol: float,
-        method: str,
-        lipschitz: float | None,
-    ) -> Tensor:
-        sol = solve_lasso(
-            features, memory, lam, max_iter, tol, method, lipschitz=lipschitz, keep_supports=True
-        )
-        ctx.save_for_backward(memory)
-        ctx.supports, ctx.betas, ctx.step = sol.supports, sol.betas, sol.step
-        return sol.codes
-
-    @staticmethod
-    def backward(ctx: Any, grad_codes: Tensor) -> tuple[Tensor | None, ...]:
-        (memory,) = ctx.saved_tensors
-        transition = torch.eye(memory.shape[1], dtype=memory.dtype, device=memory.device)
-        transition = transition - ctx.step * (memory.T @ memory)
-        supports, betas = ctx.supports, ctx.betas
-        g_drive = torch.zeros_like(grad_codes)
-        g_codes, carry = grad_codes, 0.0
-        for j in range(len(supports) - 1, -1, -1):  # step j: a_{j+1} = S(y_j W + P)
-            u = g_codes * supports[j]
-            g_drive += u
-            g_point = u @ transition  # W is symmetric
-            if j >= 1:  # y_j = (1 + beta_{j-1}) a_j - beta_{j-1} a_{j-1}; y_0 = 0
-                beta = betas[j - 1]
-                g_codes = (1.0 + beta) * g_point + carry
-                carry = -beta * g_point
-        g_features = (ctx.step * g_drive) @ memory.T
-        return g_features, None, None, None, None, None, None
-
-
-def sparse_code(
-    features: Tensor,
-    memory: Tensor,
-    lam: float,
-    max_iter: int = 2000,
-    tol: float = 8e-4,
-    method: str = "fista",
-    lipschitz: float | None = None,
-) -> Tensor:
-    """Sparse codes ``argmin_a 0.5 ||f - M a||^2 + lam ||a||_1`` for a batch, differentiable in f.
-
-    ISTA (Daubechies et al. 2004) or FISTA (Beck & Teboulle, SIAM J. Imaging Sci. 2009) with step
-    1 / L, L the largest eigenvalue of ``M^T M`` (no per-dataset step tuning), from a = 0, until
-    the largest change of any code in the batch is below ``tol`` or after ``max_iter`` steps.
-    The objective has the factor 1/2 of the authors' ISTA (threshold ``lam * step``); the paper's
-    Eq. 4 omits it, i.e. its lambda is 2x this one. scikit-learn's ``Lasso(alpha=lam / d,
-    fit_intercept=False)`` fitted on (M, f) solves the same problem. ``tol`` bounds the codes'
-    change per step, not the objective gap, so what it means depends on the problem's scale:
-    with unit-norm features and lambda 0.1, 8e-4 stops ISTA after 2 steps, 50% above the optimum
-    (bench/sparse_code.py).
-
-    Gradients flow to ``features`` (the memory is a constant: it must not require grad) exactly as
-    autograd through the iterations would, at the cost of one (B, K) x (K, K) product per step
-    run; the memory kept for the backward is one bool per code and step (B * K * steps bytes,
-    at most 131 MB for B = 64, K = 1024, 2000 steps) instead of several float tensors per step.
-
-    Shape: features (B, d), memory (d, K) -> codes (B, K).
-    """
-    if memory.requires_grad:
-        raise ValueError("sparse_code differentiates w.r.t. the features only; detach the memory")
-    if features.ndim != 2 or memory.ndim != 2 or features.shape[1] != memory.shape[0]:
-        raise ValueError(f"features (B, d) and memory (d, K) expected, got "
-                         f"{tuple(features.shape)} and {tuple(memory.shape)}")  # fmt: skip
-    if features.requires_grad and torch.is_grad_enabled():
-        return _SparseCode.apply(features, memory, lam, max_iter, tol, method, lipschitz)
-    return solve_lasso(features, memory, lam, max_iter, tol, method, lipschitz=lipschitz).codes
 
 
 # -- memory banks and the ExFMem model -----------------------------------------------------------

@@ -20,13 +20,10 @@ from avmodels.defenses import (
     build_memory_banks,
     cosine_similarity,
     fused_features,
-    lasso_objective,
-    lipschitz_constant,
     make_training_loss,
     prototype_conformity,
-    solve_lasso,
-    sparse_code,
 )
+from avmodels.lasso import lasso_objective, lipschitz_constant, solve_lasso, sparse_code
 from avmodels.model import ModelConfig, build_model
 
 LAM = 0.1
