@@ -249,7 +249,8 @@ class ExFMemModel(nn.Module):
         banks: ``{modality: (d, K)}`` from :func:`build_memory_banks`; stored as buffers.
         lam, max_iter, tol: the Lasso settings; lambda 0.1 as the paper (A.5), at most 2000
             steps and tolerance 8e-4 as the authors' code.
-        method: "fista" (default; the authors' ISTA's problem, far fewer steps) or "ista".
+        method: "fista" (default; the authors' ISTA's problem, far fewer steps), "ista", or
+            "active_set" (the exact solution, :func:`avmodels.lasso.active_set_lasso`).
         blend: weight of the reconstruction; 0 gives the base model back.
     """
 
