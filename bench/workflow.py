@@ -397,7 +397,7 @@ def study_run(root: Path, config: list[str], startup_reps: int) -> tuple[list[di
     ]  # fmt: skip
     if not met:
         rows[1]["profile"] = (
-            f"{len(jobs)} jobs each start a Python interpreter that imports torch, torchvision "
+            f"{len(jobs)} jobs each start a Python interpreter that imports torch "
             f"and avmodels ({startup:.1f} s wall, {startup_cpu:.1f} s CPU each, measured here) "
             f"before its step starts: {startup * len(jobs):.0f} core-s of "
             f"{capacity - work:.0f} core-s outside the steps. "
