@@ -96,7 +96,8 @@ def test_budget_change_touches_only_its_evaluations(repo_dir: Path) -> None:
     config = _load(repo_dir, "config.yaml")
     before = set(all_evaluations(config))
     changed = copy.deepcopy(config)
-    changed["evaluation"]["sweep_budgets"] = [0.003, 0.024]
+    assert config["evaluation"]["sweep_budgets"][-1] == 0.024
+    changed["evaluation"]["sweep_budgets"][-1] = 0.03
     after = set(all_evaluations(changed))
-    assert {k.eps for k in before - after} == {"0.002"}
-    assert {k.eps for k in after - before} == {"0.003"}
+    assert {k.eps for k in before - after} == {"0.024"}
+    assert {k.eps for k in after - before} == {"0.03"}
