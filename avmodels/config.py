@@ -35,7 +35,7 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 
 
 def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def check_config(config: dict, schema: dict) -> None:

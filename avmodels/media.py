@@ -42,6 +42,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -481,6 +482,7 @@ def preprocess_many(
     classes: Sequence[str] | None = None,
     trim: bool = False,
     progress: bool = True,
+    workers: int = 1,
     **options: Any,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Preprocess clips into ``out_root/<clip_id>``; never stops on a bad clip.
@@ -493,14 +495,15 @@ def preprocess_many(
     paper's order, or the sorted labels of a dataset not listed there; -1 without a label).
     Finished clip directories are reused. Returns (manifest rows, exclusion rows) with the
     columns of ``avmodels.data.MANIFEST_COLUMNS`` and ``EXCLUSION_COLUMNS``; ``options`` go
-    to :func:`preprocess_clip`. A progress bar goes to stderr.
+    to :func:`preprocess_clip`. ``workers`` clips are processed at once (ffmpeg processes;
+    the rows keep the order of ``items``). A progress bar goes to stderr.
     """
     from tqdm import tqdm
 
     items, out_root = list(items), Path(out_root)
     class_index = _class_index(items, classes)
-    rows, excluded = [], []
-    for item in tqdm(items, desc="preprocess", unit="clip", disable=not progress):
+
+    def one(item: ClipLike | str | Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         if isinstance(item, str | Path):
             video, clip_id = Path(item), Path(item).stem
         else:
@@ -520,16 +523,20 @@ def preprocess_many(
                 reason = err.reason
                 logger.info("%s excluded: %s %s", clip_id, err.reason, err.detail)
         if reason is None:
-            rows.append(_manifest_row(item, clip_dir, read_info(clip_dir), class_index))
-        else:
-            excluded.append(
-                {
-                    "clip_id": clip_id,
-                    "dataset": getattr(item, "dataset", ""),
-                    "split": getattr(item, "split", ""),
-                    "reason": reason,
-                }
-            )
+            return _manifest_row(item, clip_dir, read_info(clip_dir), class_index), None
+        split = getattr(item, "split", "")
+        return None, {"clip_id": clip_id, "dataset": getattr(item, "dataset", ""),
+                      "split": split, "reason": reason}  # fmt: skip
+
+    rows, excluded = [], []
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # ffmpeg runs outside the GIL
+        done = pool.map(one, items)
+        for row, exclusion in tqdm(done, total=len(items), desc="preprocess", unit="clip",
+                                   disable=not progress):  # fmt: skip
+            if row is not None:
+                rows.append(row)
+            else:
+                excluded.append(exclusion)
     return rows, excluded
 
 

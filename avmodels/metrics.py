@@ -12,8 +12,10 @@ the visual only and both (the paper's columns 3AV, 7A, 7V, 7AV).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+if TYPE_CHECKING:  # torch is not imported by the table and figure jobs
+    from torch import Tensor
 
 MODES = ("clean", "a", "v", "av")
 

@@ -38,7 +38,7 @@ REFERENCE_DATASETS = {
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def paper_data(path: str | Path = PAPER_RESULTS) -> dict:

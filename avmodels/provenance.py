@@ -16,6 +16,7 @@ them (``avmodels.audit``).
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -132,13 +133,18 @@ def source_hash(path: Path) -> str:
 
 
 def _module_file(name: str) -> Path | None:
-    if name != PACKAGE and not name.startswith(PACKAGE + "."):
+    """The ``avmodels`` file of module ``name`` (resolved), or None outside the package."""
+    return _find_module(PACKAGE, PACKAGE_DIR, name)
+
+
+@functools.cache
+def _find_module(package: str, package_dir: Path, name: str) -> Path | None:
+    if name != package and not name.startswith(package + "."):
         return None
-    parts = name.split(".")[1:]
-    base = PACKAGE_DIR.joinpath(*parts)
+    base = package_dir.joinpath(*name.split(".")[1:])
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
-            return candidate
+            return candidate.resolve()
     return None
 
 
@@ -174,11 +180,11 @@ def code_closure(script: Path) -> tuple[Path, ...]:
         for name in source.imports:
             found = _module_file(name)
             if found is not None:
-                todo.append(found.resolve())
+                todo.append(found)
                 # a submodule import runs its package's __init__ too
-                init = found.parent / "__init__.py"
-                if init.is_file():
-                    todo.append(init.resolve())
+                init = found.with_name("__init__.py")
+                if init != found and _module_file(name.rpartition(".")[0]) == init:
+                    todo.append(init)
         if PACKAGE_DIR in path.parents:  # package data files a module names literally
             data.update(
                 (path.parent / name).resolve()

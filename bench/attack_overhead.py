@@ -9,7 +9,7 @@ audio-visual Concat model (audio-visual attack) and on the unimodal visual model
 repetitions interleaved and each ratio one of median times.
 Target: ratio <= 1.05.
 
-    python bench/attack_overhead.py [--size 64] [--samples 16384] [--batch 16] [--reps 5]
+    python bench/attack_overhead.py [--size 64] [--samples 16384] [--batch 16] [--reps 9]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run(
     size: int = 64,
     samples: int = 16384,
     batch: int = 16,
-    reps: int = 5,
+    reps: int = 9,
     device: str = "cpu",
 ) -> list[dict]:
     """Rows {benchmark, figure, value, target, met} (plus the medians in ms) per model/attack."""
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="image side (px)")
     parser.add_argument("--samples", type=int, default=16384, help="audio samples")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, 3 repetitions")

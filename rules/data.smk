@@ -88,7 +88,7 @@ rule preprocess:
         "logs/{dataset}/preprocess/shard{shard}.log",
     conda:
         "../envs/avmodels.yaml"
-    threads: 1
+    threads: 4
     params:
         shards=lambda wc: dataset_setting(wc, "shards", 1),
         frame_short_side=config["inputs"].get("frame_short_side", 256),

@@ -286,7 +286,10 @@ def test_parse_probe() -> None:
         media.parse_probe("x.mp4: Invalid data found when processing input\n")
 
 
-def test_preprocess_many(sources: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("workers", [1, 3])
+def test_preprocess_many(
+    sources: dict[str, Path], tmp_path: Path, monkeypatch, workers: int
+) -> None:
     videos = tmp_path / "videos"
     videos.mkdir()
     recs = [
@@ -297,7 +300,8 @@ def test_preprocess_many(sources: dict[str, Path], tmp_path: Path, monkeypatch) 
     shutil.copy(sources["colors"], videos / f"{recs[0].clip_id}.mp4")
     shutil.copy(sources["noaudio"], videos / f"{recs[1].clip_id}.mkv")
     items = [*recs, sources["mp4_2997fps_51"]]
-    kw = {"video_dir": videos, "progress": False}  # label_index: the paper's class order
+    # label_index: the paper's class order; with several workers the rows keep the items' order
+    kw = {"video_dir": videos, "progress": False, "workers": workers}
     rows, excluded = media.preprocess_many(items, tmp_path / "clips", **kw)
     assert [list(r) for r in rows] == [MANIFEST_COLUMNS] * 2
     assert [list(e) for e in excluded] == [EXCLUSION_COLUMNS] * 2

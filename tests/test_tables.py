@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +280,16 @@ def test_paper_evaluations_rebuild_the_published_tables():
                 continue
             tolerance = 1e-9 if measured else 0.025
             assert abs(row.delta) <= tolerance, key
+
+
+@pytest.mark.parametrize(
+    "script", ["table", "budget_figure", "findings", "localization_figure", "tsne_figure"]
+)
+def test_table_and_figure_jobs_do_not_import_torch(script):
+    """They read CSV and npz files only: importing torch (2-4 s) would be most of their time."""
+    source = (Path(__file__).parents[1] / "workflow_scripts" / f"{script}.py").read_text()
+    modules = [line.split()[1] for line in source.splitlines() if line.startswith("from avmodels")]
+    assert modules, f"{script}.py imports nothing from avmodels"
+    code = f"import sys, {', '.join(modules)}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -19,6 +19,7 @@ with job(snakemake) as log:
         video_dir=snakemake.input.videos,
         classes=class_names(wc.dataset),
         max_short_side=snakemake.params.frame_short_side,
+        workers=snakemake.threads,
     )
     pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(snakemake.output.manifest, index=False)
     pd.DataFrame(excluded, columns=EXCLUSION_COLUMNS).to_csv(
