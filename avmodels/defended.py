@@ -6,13 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 from torch import nn
 
 from avmodels.attacks import LossFn
 from avmodels.defenses import ExFMemModel, adaptive_attack_loss
-from avmodels.evaluate import EVAL_COLUMNS, MODES
 from avmodels.model import load_checkpoint
 
 
@@ -46,27 +44,3 @@ def load_evaluated_model(
     if not adaptive or loss_name != "minsim":
         return model, None
     return model, adaptive_attack_loss("minsim", train_config.get("loss_weight", 1.0))
-
-
-def failed_evaluation(
-    dataset: str, model: str, defense: str, attack: str, eps: float, reason: str
-) -> pd.DataFrame:
-    """Evaluation rows that mark every mode as failed (accuracy NaN) with the reason."""
-    rows = [
-        {
-            "dataset": dataset,
-            "model": model,
-            "defense": defense,
-            "attack": attack,
-            "eps": eps,
-            "mode": mode,
-            "eps_audio": float("nan"),
-            "eps_visual": float("nan"),
-            "accuracy": float("nan"),
-            "n_correct": 0,
-            "n": 0,
-            "status": f"failed: {reason}",
-        }  # fmt: skip
-        for mode in MODES
-    ]
-    return pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "status"])

@@ -450,3 +450,27 @@ def tsne_streams(features: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tens
         for name, (mode, modality) in picks.items()
         if modality in features.get(mode, {})
     }
+
+
+def failed_evaluation(
+    dataset: str, model: str, defense: str, attack: str, eps: float, reason: str
+) -> pd.DataFrame:
+    """Evaluation rows that mark every mode as failed (accuracy NaN) with the reason."""
+    rows = [
+        {
+            "dataset": dataset,
+            "model": model,
+            "defense": defense,
+            "attack": attack,
+            "eps": eps,
+            "mode": mode,
+            "eps_audio": float("nan"),
+            "eps_visual": float("nan"),
+            "accuracy": float("nan"),
+            "n_correct": 0,
+            "n": 0,
+            "status": f"failed: {reason}",
+        }  # fmt: skip
+        for mode in MODES
+    ]
+    return pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "status"])

@@ -14,7 +14,7 @@ import platform
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -25,13 +25,16 @@ from avmodels.provenance import file_hash, record_path
 PACKAGES = ("torch", "torchvision", "torchaudio", "numpy", "pandas", "scikit-learn", "yt-dlp")
 
 
-def _versions() -> dict[str, str]:
+def package_versions(names: Iterable[str] = PACKAGES, missing: str | None = None) -> dict[str, str]:
+    """Python's version and the installed distributions' ``names``; one not installed is left
+    out, or given as ``missing``."""
     found = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in names:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            continue
+            if missing is not None:
+                found[name] = missing
     return found
 
 
@@ -127,7 +130,7 @@ def job(
         "inputs": {p: file_hash(p) for p in _flat(inputs) if Path(p).exists()},
         "input_records": {p: str(record_path(p)) for p in _flat(inputs) if record_path(p).exists()},
         "seed": seed,
-        "versions": _versions(),
+        "versions": package_versions(),
         "device": _device(),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),

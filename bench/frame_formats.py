@@ -41,6 +41,7 @@ CLIP_BYTES_TARGET = 2_000_000  # ~22k Kinetics-Sounds clips of 10 s in <= 44 GB
 FILES_TARGET = 10  # files per clip directory (inode quotas of cluster file systems)
 AUDIO_MS_TARGET = 1.0
 AUDIO_BYTES_TARGET = 500_000  # a quarter of the frame budget
+CHOSEN = ("jpeg_packed", "wav_pcm16")  # what avmodels.media writes; the limits are theirs
 
 
 def _make_source(path: Path, seconds: float) -> None:
@@ -141,14 +142,18 @@ def _audio_candidates(clip: Path, root: Path) -> dict[str, tuple[list[Path], Cal
     }
 
 
-def _row(figure: str, value: float, target: float) -> dict:
-    """A figure where lower is better, met when ``value <= target``."""
+def _row(figure: str, value: float, target: float, chosen: bool) -> dict:
+    """A figure where lower is better. The limits are targets of the chosen layouts
+    (:data:`CHOSEN`); the rejected candidates' rows are informative and name the limit."""
+    if not chosen:
+        verdict = "within" if value <= target else "over"
+        figure = f"{figure} (rejected candidate; limit {target:,}: {verdict})"
     return {
         "benchmark": "frame_formats",
         "figure": figure,
         "value": round(float(value), 3),
-        "target": target,
-        "met": bool(value <= target),
+        "target": target if chosen else None,
+        "met": bool(value <= target) if chosen else None,
     }
 
 
@@ -167,20 +172,22 @@ def run(quick: bool = False) -> list[dict]:
         for name, (files, _) in frames.items():
             size, alloc = _disk(files)
             n_files = len(files) + 2  # + audio.wav and info.json
+            chosen = name in CHOSEN
             rows += [
-                _row(f"{name} read ms/frame", ms[name], READ_MS_TARGET),
-                _row(f"{name} bytes/clip", size * scale, CLIP_BYTES_TARGET),
-                _row(f"{name} disk bytes/clip", alloc * scale, CLIP_BYTES_TARGET),
-                _row(f"{name} files/clip", n_files, FILES_TARGET),
+                _row(f"{name} read ms/frame", ms[name], READ_MS_TARGET, chosen),
+                _row(f"{name} bytes/clip", size * scale, CLIP_BYTES_TARGET, chosen),
+                _row(f"{name} disk bytes/clip", alloc * scale, CLIP_BYTES_TARGET, chosen),
+                _row(f"{name} files/clip", n_files, FILES_TARGET, chosen),
             ]
         audio = _audio_candidates(root / "clip", root)
         last = max(1, info.num_samples - 65535)
         ms = _time_reads({k: v[1] for k, v in audio.items()}, last, dict.fromkeys(audio, reads))
         for name, (files, _) in audio.items():
             size, _ = _disk(files)
+            chosen = name in CHOSEN
             rows += [
-                _row(f"audio {name} read ms/window", ms[name], AUDIO_MS_TARGET),
-                _row(f"audio {name} bytes/clip", size * scale, AUDIO_BYTES_TARGET),
+                _row(f"audio {name} read ms/window", ms[name], AUDIO_MS_TARGET, chosen),
+                _row(f"audio {name} bytes/clip", size * scale, AUDIO_BYTES_TARGET, chosen),
             ]
     return rows
 
@@ -198,7 +205,9 @@ def print_rows(rows: list[dict]) -> None:
     width = max(len(r["figure"]) for r in rows)
     print(f"{'figure':<{width}}  {'value':>12}  {'target':>12}  met")
     for r in rows:
-        print(f"{r['figure']:<{width}}  {r['value']:>12,.3f}  {r['target']:>12,}  {r['met']}")
+        target = "" if r["target"] is None else f"{r['target']:,}"
+        met = "info" if r["met"] is None else r["met"]
+        print(f"{r['figure']:<{width}}  {r['value']:>12,.3f}  {target:>12}  {met}")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ import pstats
 import sys
 import time
 import traceback
-from importlib import metadata
 from pathlib import Path
 from types import ModuleType
+
+from avmodels.jobs import package_versions
 
 BENCH = Path(__file__).resolve().parent
 ORDER = (
@@ -179,13 +180,7 @@ def machine() -> dict:
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return package_versions(PACKAGES, missing="not installed")
 
 
 def fmt_value(value: object) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 import torch
 from sklearn.linear_model import Lasso
@@ -10,19 +15,19 @@ from torch import Tensor
 from avmodels import lasso
 from avmodels.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
 
+REPO = Path(__file__).resolve().parents[1]
 
-def class_problem(d: int, k: int, batch: int, seed: int, classes: int = 5) -> tuple[Tensor, Tensor]:
-    """Unit-norm, non-negative, class-structured queries (B, d) and memory (d, K), float64."""
-    gen = torch.Generator().manual_seed(seed)
-    means = torch.relu(torch.randn(classes, d, generator=gen, dtype=torch.float64))
 
-    def draw(n: int) -> Tensor:
-        y = torch.randint(0, classes, (n,), generator=gen)
-        x = torch.relu(means[y] + 0.7 * torch.randn(n, d, generator=gen, dtype=torch.float64))
-        return x / x.norm(dim=1, keepdim=True)
+def _bench_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    memory = draw(k).T.contiguous()
-    return draw(batch), memory
+
+#: Unit-norm, non-negative, class-structured queries (B, d) and memory (d, K), float64: the
+#: benchmark's problem generator, with 5 classes.
+class_problem = partial(_bench_module("sparse_code").make_problem, classes=5)
 
 
 def best_objective(queries: Tensor, memory: Tensor, lam: float) -> Tensor:

@@ -339,3 +339,5 @@ def test_frame_format_bench_runs() -> None:
     assert all(set(r) == {"benchmark", "figure", "value", "target", "met"} for r in rows)
     chosen = [r for r in rows if r["figure"].startswith("jpeg_packed")]
     assert chosen and all(r["met"] for r in chosen if "read" not in r["figure"])
+    rejected = [r for r in rows if r["figure"].startswith(("png_files", "audio flac"))]
+    assert rejected and all(r["met"] is None and "limit" in r["figure"] for r in rejected)

@@ -1,7 +1,7 @@
 """Score one model under one attack at one budget: clean, audio, visual and audio-visual."""
 
-from avmodels.defended import failed_evaluation, load_evaluated_model
-from avmodels.evaluate import evaluate
+from avmodels.defended import load_evaluated_model
+from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job
 
 ev = snakemake.params.evaluation
