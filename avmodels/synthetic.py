@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +78,16 @@ class Difficulty:
     snr_db: tuple[float, float] = (6.0, 18.0)  # notes vs background noise
     distractor_rate: float = 0.8  # distractor tone bursts per second
     distractor_shapes: tuple[int, int] = (2, 4)  # small moving shapes per clip (inclusive)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object] | None) -> Difficulty:
+        """The defaults with the given fields replaced (lists become tuples); an unknown
+        field is an error naming it."""
+        settings = dict(settings or {})
+        unknown = set(settings) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown difficulty field(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from avmodels.jobs import job
 from avmodels.lists import write_exclusions
-from avmodels.synthetic import generate
+from avmodels.synthetic import Difficulty, generate
 
 settings = dict(snakemake.params.settings)
 out = snakemake.output
@@ -14,7 +14,11 @@ with job(snakemake, seed=settings.get("seed", 0)) as log:
     shutil.rmtree(staging, ignore_errors=True)
     counts = {split: settings[split] for split in ("train", "val", "test") if split in settings}
     records = generate(
-        staging, counts or None, seed=settings.get("seed", 0), workers=snakemake.threads
+        staging,
+        counts or None,
+        seed=settings.get("seed", 0),
+        difficulty=Difficulty.from_settings(settings.get("difficulty")),
+        workers=snakemake.threads,
     )
     Path(out.videos).parent.mkdir(parents=True, exist_ok=True)
     (staging / "videos").rename(out.videos)
