@@ -125,7 +125,7 @@ def load_evaluations(
         raise ValueError(f"{len(records)} records for {len(paths)} evaluation files")
     frames = []
     for i, path in enumerate(paths):
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={"correct": "string"})  # per-clip "0"/"1", not a number
         missing = [c for c in EVAL_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
