@@ -31,7 +31,9 @@ MOVED = 50.0  # percent of attention mass: the map "fails to localize" below thi
 class Cells(Protocol):
     """The numbers a claim reads: table cells and the localization results."""
 
-    def cell(self, table: str, dataset: str, attack: str, method: str, column: str) -> Measure | None: ...
+    def cell(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> Measure | None: ...
 
     def localization(self, dataset: str) -> dict[str, np.ndarray] | None: ...
 
@@ -63,8 +65,7 @@ def _above(cells, table, dataset, attack, hi: tuple, lo: tuple, margin=0.0) -> C
         return None
     less = f" - {margin:g}" if margin else ""
     text = (
-        f"{attack.upper()}: {_label(*hi[1:])} {x.value:.2f} > "
-        f"{_label(*lo[1:])} {y.value:.2f}{less}"
+        f"{attack.upper()}: {_label(*hi[1:])} {x.value:.2f} > {_label(*lo[1:])} {y.value:.2f}{less}"
     )
     return compare(text, x, y, margin)
 
@@ -110,13 +111,10 @@ def _below_other_unimodal(cells: Cells, table: str, dataset: str) -> list[Check]
     return out
 
 
-def _lowest(cells: Cells, table: str, dataset: str, best: str, others, attack, column, high=True):
+def beats(best: str, others: tuple[str, ...], attack: str, column: str, high=True) -> CheckFn:
     """``best`` beats each of ``others`` on ``column`` (higher, or lower if not ``high``)."""
-    out = []
-    for other in others:
-        hi, lo = ((best, column), (other, column)) if high else ((other, column), (best, column))
-        out.append(_above(cells, table, dataset, attack, hi, lo))
-    return _all(*out)
+    sides = [((best, column), (o, column)) for o in others if o != best]
+    return pairs(*((attack, *(s if high else s[::-1])) for s in sides))
 
 
 def _mim_strongest(cells: Cells, table: str, dataset: str) -> list[Check]:
@@ -156,6 +154,23 @@ def _localization_fooled(cells: Cells, table: str, dataset: str) -> list[Check]:
         )
         out.append(compare(text, Measure(MOVED, ()), overlap))
     return out
+
+
+def _pcl(cells: Cells, table: str, dataset: str) -> list[Check]:
+    get = {
+        (m, c): cells.cell(table, dataset, "fgsm", m, c)
+        for m in ("pcl", "none")
+        for c in ("clean", "a", "av")
+    }
+    out = [_above(cells, table, dataset, "fgsm", ("pcl", "av"), ("none", "av"))]
+    if all(v is not None for v in get.values()):
+        drop = {m: get[(m, "clean")] - get[(m, "a")] for m in ("pcl", "none")}
+        text = (
+            f"FGSM: clean - A drop of PCL {drop['pcl'].value:.2f} < of None "
+            f"{drop['none'].value:.2f}"
+        )
+        out.append(compare(text, drop["none"], drop["pcl"]))
+    return _all(*out)
 
 
 ATTACK_TABLES = ("table1", "table4")
@@ -225,8 +240,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "film_worst_clean",
         "Sec. 4.4: on clean inputs FiLM is worse than every other fusion (Table 2).",
         ("table2",),
-        lambda c, t, d: _lowest(c, t, d, "film", [f for f in FUSIONS if f != "film"], "fgsm",
-                                "clean", high=False),  # fmt: skip
+        beats("film", FUSIONS, "fgsm", "clean", high=False),
     ),
     ClaimSpec(
         "fusion_single_attack_below_unimodal",
@@ -240,15 +254,19 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Sec. 4.4: under the audio-visual attack, Concat and Gated-Concat beat Sum, FiLM and "
         "Gated-Sum (Table 2).",
         ("table2",),
-        pairs(*(("fgsm", (k, "av"), (m, "av")) for k in ("concat", "gated_concat")
-                for m in ("sum", "film", "gated_sum"))),  # fmt: skip
+        pairs(
+            *(
+                ("fgsm", (k, "av"), (m, "av"))
+                for k in ("concat", "gated_concat")
+                for m in ("sum", "film", "gated_sum")
+            )
+        ),
     ),
     ClaimSpec(
         "concat_most_robust_fusion",
         "Sec. 4.4: Concat is the most robust fusion under the audio-visual attack (Table 2).",
         ("table2",),
-        lambda c, t, d: _lowest(c, t, d, "concat", [f for f in FUSIONS if f != "concat"],
-                                "fgsm", "av"),  # fmt: skip
+        beats("concat", FUSIONS, "fgsm", "av"),
     ),
     ClaimSpec(
         "localization_fooled",
@@ -263,23 +281,29 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Sec. 4.6: Unimodal A is worse than None on clean inputs and under the audio attack "
         "(Table 3).",
         ("table3",),
-        pairs(("fgsm", ("none", "clean"), ("unimodal_a", "clean")),
-              ("fgsm", ("none", "a"), ("unimodal_a", "a"))),  # fmt: skip
+        pairs(
+            ("fgsm", ("none", "clean"), ("unimodal_a", "clean")),
+            ("fgsm", ("none", "a"), ("unimodal_a", "a")),
+        ),
     ),
     ClaimSpec(
         "unimodal_v_worse",
         "Sec. 4.6: Unimodal V is worse than None on clean inputs and under the visual attack "
         "(Table 3).",
         ("table3",),
-        pairs(("fgsm", ("none", "clean"), ("unimodal_v", "clean")),
-              ("fgsm", ("none", "v"), ("unimodal_v", "v"))),  # fmt: skip
+        pairs(
+            ("fgsm", ("none", "clean"), ("unimodal_v", "clean")),
+            ("fgsm", ("none", "v"), ("unimodal_v", "v")),
+        ),
     ),
     ClaimSpec(
         "unimodal_defenses_fail_music",
         "Sec. 4.6: on MIT-MUSIC neither unimodal model improves robustness: RI < 0 (Table 3).",
         ("table3",),
-        pairs(("fgsm", ("none", "ri"), ("unimodal_a", "ri")),
-              ("fgsm", ("none", "ri"), ("unimodal_v", "ri"))),  # fmt: skip
+        pairs(
+            ("fgsm", ("none", "ri"), ("unimodal_a", "ri")),
+            ("fgsm", ("none", "ri"), ("unimodal_v", "ri")),
+        ),
         ("music",),
     ),
     ClaimSpec(
@@ -287,7 +311,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Sec. 4.6: PCL barely suffers from the audio attack (its clean - A drop is smaller "
         "than None's) and beats None under the audio-visual attack (Table 3).",
         ("table3",),
-        lambda c, t, d: _pcl(c, t, d),
+        _pcl,
     ),
     ClaimSpec(
         "maxsim_beats_none_av",
@@ -326,7 +350,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "Sec. 4.6, B.3: the full model (MinSim+ExFMem) has a higher RI than every other method "
         "(Tables 3, 5).",
         DEFENSE_TABLES,
-        lambda c, t, d: _lowest(c, t, d, FULL, OTHERS, "fgsm", "ri"),
+        beats(FULL, OTHERS, "fgsm", "ri"),
     ),
     ClaimSpec(
         "full_clean_not_sacrificed",
@@ -346,29 +370,17 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "B.3: under MIM the full model has a higher RI than every other method on MIT-MUSIC "
         "and AVE (Table 6).",
         ("table6",),
-        lambda c, t, d: _lowest(c, t, d, FULL, MIM_OTHERS, "mim", "ri"),
+        beats(FULL, MIM_OTHERS, "mim", "ri"),
         ("music", "ave"),
     ),
     ClaimSpec(
         "biased_defenses_lower_clean_ks",
         "B.3: on Kinetics-Sounds, Unimodal V and PCL are below None on clean inputs (Table 6).",
         ("table6",),
-        pairs(("mim", ("none", "clean"), ("unimodal_v", "clean")),
-              ("mim", ("none", "clean"), ("pcl", "clean"))),  # fmt: skip
+        pairs(
+            ("mim", ("none", "clean"), ("unimodal_v", "clean")),
+            ("mim", ("none", "clean"), ("pcl", "clean")),
+        ),
         ("kinetics_sounds",),
     ),
 )
-
-
-def _pcl(cells: Cells, table: str, dataset: str) -> list[Check]:
-    get = {(m, c): cells.cell(table, dataset, "fgsm", m, c) for m in ("pcl", "none")
-           for c in ("clean", "a", "av")}  # fmt: skip
-    out = [_above(cells, table, dataset, "fgsm", ("pcl", "av"), ("none", "av"))]
-    if all(v is not None for v in get.values()):
-        drop = {m: get[(m, "clean")] - get[(m, "a")] for m in ("pcl", "none")}
-        text = (
-            f"FGSM: clean - A drop of PCL {drop['pcl'].value:.2f} < of None "
-            f"{drop['none'].value:.2f}"
-        )
-        out.append(compare(text, drop["none"], drop["pcl"]))
-    return _all(*out)

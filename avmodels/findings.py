@@ -28,8 +28,8 @@ from avmodels.analysis_arrays import load_arrays
 from avmodels.claims import CLAIMS, ClaimSpec
 from avmodels.classes import SYNTHETIC_DATASET
 from avmodels.paper import CITATION, dataset_name, paper_cells
-from avmodels.tables import DEFAULT_BUDGETS, TABLES, as_evaluations, find_evaluation
 from avmodels.table_specs.base import METHODS, UNIMODAL_MODES
+from avmodels.tables import DEFAULT_BUDGETS, TABLES, as_evaluations, find_evaluation
 from avmodels.verdicts import HELD, NOISE, NOT_HELD, Check, Measure, Score
 
 NOT_EVALUATED = "not evaluated"
@@ -67,7 +67,9 @@ class _Derived:
             if any(p is None for p in parts):
                 return None
             weight = 1.0 / len(parts)
-            return Measure.combine([(weight, p) for p in parts], self.printed(table, dataset, attack, method, column))
+            return Measure.combine(
+                [(weight, p) for p in parts], self.printed(table, dataset, attack, method, column)
+            )
         if column == "ri":
             parts = [
                 get(table, dataset, attack, m, k)
@@ -264,7 +266,9 @@ def write_findings(
     lines.append("")
     for claim in claims:
         lines += [f"## `{claim.name}`: {claim.verdict}", "", claim.statement, ""]
-        lines += [f"- {item}" for item in claim.evidence] or ["- the evaluations it needs are missing"]
+        lines += [f"- {item}" for item in claim.evidence] or [
+            "- the evaluations it needs are missing"
+        ]
         if claim.name in ref:
             other = ref[claim.name]
             lines += ["", f"Paper's numbers ({other.verdict}):", ""]

@@ -153,7 +153,9 @@ def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]
         raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
     alpha = (1 - level) / 2
     ks = np.arange(n + 1)
-    log_comb = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n + 1 - i) for i in ks])
+    log_comb = np.array(
+        [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n + 1 - i) for i in ks]
+    )
 
     def tail(j: int, p: float) -> float:  # P(X >= j), increasing in p
         logs = log_comb[j:] + ks[j:] * math.log(p) + (n - ks[j:]) * math.log1p(-p)

@@ -9,7 +9,7 @@ import pytest
 from avmodels import findings, verdicts
 from avmodels.claims import CLAIMS
 from avmodels.paper import PAPER_COLUMNS
-from avmodels.tables import EVAL_COLUMNS
+from avmodels.tables import EVAL_COLUMNS, load_evaluations
 
 # paper_tables.csv spells methods and metrics out; the project's keys are short.
 METHODS = {"unimodal_audio": "unimodal_a", "unimodal_visual": "unimodal_v"}
@@ -104,7 +104,9 @@ def clean_claim(concat: str, visual: str, per_clip: bool = True) -> findings.Cla
     rows += [row("audio", "clean", bits(10), per_clip=per_clip)]
     rows += [row("visual", "clean", visual, per_clip=per_clip)]
     cells = findings.RunCells(pd.DataFrame(rows), TABLE1)
-    return findings.check_claim(next(c for c in CLAIMS if c.name == "clean_av_beats_unimodal"), cells)
+    return findings.check_claim(
+        next(c for c in CLAIMS if c.name == "clean_av_beats_unimodal"), cells
+    )
 
 
 def test_one_clip_out_of_100_reads_within_noise():
@@ -162,7 +164,11 @@ def test_7a_7v_read_table_1s_budget_and_table_2_its_own():
 
 def test_defense_ri_is_paired_over_the_same_clips():
     rows = []
-    for model, defense, right in (("concat", "none", 50), ("minsim", "exfmem", 90), ("minsim", "none", 70)):
+    for model, defense, right in (
+        ("concat", "none", 50),
+        ("minsim", "exfmem", 90),
+        ("minsim", "none", 70),
+    ):
         for mode in ("clean", "a", "v", "av"):
             rows.append(row(model, mode, bits(right), eps=0.006, defense=defense))
     cells = findings.RunCells(pd.DataFrame(rows), {"table3": {"toy": "music"}})
@@ -190,7 +196,9 @@ def test_localization_fooled_needs_accuracy_loss_and_moved_attention():
     fooled = findings.RunCells(empty, {}, localization={"toy": localization(0.2, 5)})
     claim = findings.check_claim(spec, fooled)
     assert claim.verdict == "held", claim.evidence
-    assert "A attack: attention overlap with the clean map 20.00 % < 50 %: n=40" in claim.evidence[1]
+    assert (
+        "A attack: attention overlap with the clean map 20.00 % < 50 %: n=40" in claim.evidence[1]
+    )
     kept = findings.RunCells(empty, {}, localization={"toy": localization(0.9, 5)})
     assert findings.check_claim(spec, kept).verdict == "not held"
 
@@ -198,7 +206,9 @@ def test_localization_fooled_needs_accuracy_loss_and_moved_attention():
 def test_write_findings_heads_a_synthetic_run_as_a_demonstration(tmp_path, printed):
     paper = findings.check_claims(findings.PaperCells(printed))
     claims = [clean_claim(bits(80), bits(79))]
-    path = findings.write_findings(claims, tmp_path / "out" / "findings.md", paper, ["synthetic_music"])
+    path = findings.write_findings(
+        claims, tmp_path / "out" / "findings.md", paper, ["synthetic_music"]
+    )
     text = path.read_text()
     assert text.startswith("# Findings")
     assert "**A demonstration of the pipeline.**" in text
@@ -218,3 +228,17 @@ def test_clopper_pearson_matches_the_beta_quantiles(k, n):
     expected_high = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
     assert low == pytest.approx(expected_low, abs=1e-9)
     assert high == pytest.approx(expected_high, abs=1e-9)
+
+
+def test_per_clip_correctness_survives_the_evaluation_csv(tmp_path):
+    rows = [row("concat", "clean", bits(80, first=20)), row("audio", "clean", bits(10))]
+    rows += [row("visual", "clean", bits(79, first=20))]
+    path = tmp_path / "eval.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    evals = load_evaluations([path])
+    assert evals.loc[0, "correct"] == bits(80, first=20)  # leading zeros kept: not a number
+    claim = findings.check_claim(
+        next(c for c in CLAIMS if c.name == "clean_av_beats_unimodal"),
+        findings.RunCells(evals, TABLE1),
+    )
+    assert "(paired bootstrap)" in claim.evidence[1] and claim.verdict == "within noise"

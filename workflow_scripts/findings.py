@@ -6,7 +6,9 @@ from avmodels.tables import load_evaluations
 
 params = snakemake.params
 with job(snakemake) as log:
-    localization = dict(zip(params.localization_datasets, snakemake.input.localization, strict=True))
+    localization = dict(
+        zip(params.localization_datasets, snakemake.input.localization, strict=True)
+    )
     cells = RunCells(
         load_evaluations(snakemake.input.evaluations),
         params.tables,
