@@ -56,35 +56,40 @@ class Claim:
 
 
 class _Derived:
-    """Avg, Avg with clean and RI of one table's row as measures of its measured cells."""
+    """Avg, Avg with clean and RI of a table row as measures of its measured cells.
 
-    def derive(self, table: str, dataset: str, attack: str, method: str, column: str):
-        spec = TABLES[table]
-        get = self.cell
-        if column in ("avg", "avg_clean"):
-            keys = ("a", "v", "av") if column == "avg" else ("clean", "a", "v", "av")
-            parts = [get(table, dataset, attack, method, k) for k in keys]
-            if any(p is None for p in parts):
-                return None
-            weight = 1.0 / len(parts)
-            return Measure.combine(
-                [(weight, p) for p in parts], self.printed(table, dataset, attack, method, column)
-            )
-        if column == "ri":
-            parts = [
-                get(table, dataset, attack, m, k)
-                for m in (method, spec.baseline)
-                for k in ("clean", "avg")
-            ]
-            if any(p is None for p in parts):
-                return None
-            weights = (1.0, 1.0, -1.0, -1.0)
-            printed = self.printed(table, dataset, attack, method, column)
-            return Measure.combine(list(zip(weights, parts, strict=True)), printed)
-        raise ValueError(f"unknown column {column!r}")
+    Subclasses give ``cell`` (any column) and ``printed`` (a derived cell's shown value, or
+    None to compute it).
+    """
 
-    def printed(self, table, dataset, attack, method, column) -> float | None:
+    def cell(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> Measure | None:
+        raise NotImplementedError
+
+    def printed(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> float | None:
         return None
+
+    def derive(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> Measure | None:
+        baseline = TABLES[table].baseline
+        parts: dict[str, list[tuple[float, tuple[str, str]]]] = {
+            "avg": [(1 / 3, (method, k)) for k in ("a", "v", "av")],
+            "avg_clean": [(1 / 4, (method, k)) for k in ("clean", "a", "v", "av")],
+            "ri": [
+                (w, (m, k)) for w, m in ((1.0, method), (-1.0, baseline)) for k in ("clean", "avg")
+            ],
+        }
+        if column not in parts:
+            raise ValueError(f"unknown derived column {column!r}")
+        measures = [(w, self.cell(table, dataset, attack, *mc)) for w, mc in parts[column]]
+        if any(m is None for _, m in measures):
+            return None
+        shown = self.printed(table, dataset, attack, method, column)
+        return Measure.combine(measures, shown)
 
 
 class PaperCells(_Derived):
@@ -105,10 +110,14 @@ class PaperCells(_Derived):
     def datasets(self, table: str) -> dict[str, str]:
         return {k[1]: k[1] for k in self.values if k[0] == table}
 
-    def printed(self, table, dataset, attack, method, column) -> float | None:
+    def printed(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> float | None:
         return self.values.get((table, dataset, attack, method, column))
 
-    def cell(self, table, dataset, attack, method, column) -> Measure | None:
+    def cell(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> Measure | None:
         value = self.printed(table, dataset, attack, method, column)
         if value is None:
             return None
@@ -147,7 +156,9 @@ class RunCells(_Derived):
         source = self._localization.get(dataset)
         return None if source is None else load_arrays(source)
 
-    def cell(self, table, dataset, attack, method, column) -> Measure | None:
+    def cell(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> Measure | None:
         key = (table, dataset, attack, method, column)
         if key not in self._memo:
             spec = TABLES[table]
@@ -159,7 +170,9 @@ class RunCells(_Derived):
                 self._memo[key] = self._measured(table, dataset, attack, method, column)
         return self._memo[key]
 
-    def _measured(self, table, dataset, attack, method, column) -> Measure | None:
+    def _measured(
+        self, table: str, dataset: str, attack: str, method: str, column: str
+    ) -> Measure | None:
         col = TABLES[table].column(column)
         m = METHODS[method]
         eps = self.budgets[col.budget] if col.budget else 0.0
