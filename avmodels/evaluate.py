@@ -202,12 +202,14 @@ def evaluate(
         dataset, model_name, defense: copied into the rows.
         device: where the model (moved in place) and batches go; default CUDA if available.
 
-    Returns one row per scored mode with columns ``EVAL_COLUMNS``; ``eps_audio`` and
-    ``eps_visual`` are the nominal budgets the attacker was given (0 if unattacked).
+    Returns one row per scored mode with columns ``EVAL_COLUMNS`` and ``correct`` (per-clip
+    correctness in the manifest's order, see :func:`correctness_string`; the findings'
+    paired intervals read it); ``eps_audio`` and ``eps_visual`` are the nominal budgets the
+    attacker was given (0 if unattacked).
     """
     budgets = _job_budgets(model, modes, eps, paper_budget, inapplicable)
     by_key = {_key(b): b for b in budgets.values()}
-    correct = dict.fromkeys(by_key, 0)
+    correct: dict[tuple[str, ...], list[Tensor]] = {k: [] for k in by_key}
     shared = _shares_features(model)
     total = 0
     batches = _attacked_batches(
@@ -219,8 +221,9 @@ def evaluate(
         keys = list(correct)
         logits = predict_sets(model, [advs[k] for k in keys], share_features=shared)
         for key, out in zip(keys, logits, strict=True):
-            correct[key] += int((out.argmax(1) == labels).sum())
+            correct[key].append((out.argmax(1) == labels).cpu())
         total += len(labels)
+    hits = {k: torch.cat(v) if v else torch.zeros(0, dtype=torch.bool) for k, v in correct.items()}
     rows = [
         {
             "dataset": dataset,
@@ -230,13 +233,19 @@ def evaluate(
             "eps": float(eps),
             "mode": mode,
             **_nominal(mode, eps),
-            "accuracy": 100.0 * correct[_key(budget)] / max(total, 1),
-            "n_correct": correct[_key(budget)],
+            "accuracy": 100.0 * int(hits[_key(budget)].sum()) / max(total, 1),
+            "n_correct": int(hits[_key(budget)].sum()),
             "n": total,
+            "correct": correctness_string(hits[_key(budget)]),
         }
         for mode, budget in budgets.items()
     ]
-    return pd.DataFrame(rows, columns=EVAL_COLUMNS)
+    return pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "correct"])
+
+
+def correctness_string(hits: Tensor) -> str:
+    """Per-clip correctness in test-clip order, "1" right and "0" wrong (column ``correct``)."""
+    return "".join("1" if h else "0" for h in hits.tolist())
 
 
 def _data(batch_size: int, audio_samples: int, image_size: int, resize_size: int) -> dict:

@@ -125,7 +125,7 @@ def load_evaluations(
         raise ValueError(f"{len(records)} records for {len(paths)} evaluation files")
     frames = []
     for i, path in enumerate(paths):
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, dtype={"correct": "string"})  # per-clip "0"/"1", not a number
         missing = [c for c in EVAL_COLUMNS if c not in df.columns]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -323,7 +323,8 @@ def build_table(
 def paper_evaluations(budgets: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The paper's measured cells (not Avg/RI) as evaluation rows of its three datasets.
 
-    Lets the claim checks (``findings``) run on the published numbers. Cells shared by
+    Rebuilds the published tables from their measured cells (the claim checks of
+    ``findings`` read each table's printed cells instead). Cells shared by
     several tables (e.g. Table 2's Concat = Table 3's None) collapse into one row; where the
     paper prints two values for one evaluation (Kinetics-Sounds, FGSM, AV at 0.006: 8.18 in
     Table 1, 8.09 in Table 3) the first table's is kept.

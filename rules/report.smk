@@ -27,6 +27,10 @@ rule findings:
     input:
         evaluations=lambda wc: [key.path for key in plan.all_evaluations(config)],
         tables=table_outputs(),
+        localization=expand(
+            "results/{dataset}/analysis/localization.npz",
+            dataset=plan.analysis_datasets(config, "localization"),
+        ),
     output:
         report(
             "results/findings.md",
@@ -41,6 +45,8 @@ rule findings:
         "../envs/avmodels.yaml"
     params:
         table_budgets=config["evaluation"]["table_budgets"],
+        tables=config["tables"],
+        localization_datasets=plan.analysis_datasets(config, "localization"),
         code=code("findings"),
     script:
         "../workflow_scripts/findings.py"

@@ -49,8 +49,11 @@ def test_rows_and_attacked_accuracy(trained, manifests, attack):
         trained, manifests["test"], attack, 0.05, paper_budget=False, batch_size=3, steps=3,
         dataset="tiny", model_name="concat", **DATA,
     )  # fmt: skip
-    assert list(rows.columns) == EVAL_COLUMNS
+    assert list(rows.columns) == [*EVAL_COLUMNS, "correct"]
     assert rows["mode"].tolist() == ["clean", "a", "v", "av"]
+    assert [c.count("1") for c in rows["correct"]] == rows["n_correct"].tolist()
+    assert rows["correct"].str.len().tolist() == rows["n"].tolist()
+    assert rows.set_index("mode").loc["clean", "correct"] == "1111"  # trained to 100 %
     assert (rows[["dataset", "model", "defense", "attack"]].drop_duplicates().values.tolist()) == [
         ["tiny", "concat", "none", attack]
     ]

@@ -1,12 +1,21 @@
-"""Check the paper's main claims on this run's evaluations."""
+"""Check the paper's claims on this run's evaluations and on the paper's printed tables."""
 
-from avmodels.findings import check_claims, write_findings
+from avmodels.findings import RunCells, check_claims, paper_claims, write_findings
 from avmodels.jobs import job
-from avmodels.tables import load_evaluations, paper_evaluations
+from avmodels.tables import load_evaluations
 
+params = snakemake.params
 with job(snakemake) as log:
-    evals = load_evaluations(snakemake.input.evaluations)
-    budgets = snakemake.params.table_budgets
-    claims = check_claims(evals, budgets=budgets)
-    write_findings(claims, snakemake.output[0], check_claims(paper_evaluations(budgets)))
-    log.info("%d claims checked", len(claims))
+    localization = dict(
+        zip(params.localization_datasets, snakemake.input.localization, strict=True)
+    )
+    cells = RunCells(
+        load_evaluations(snakemake.input.evaluations),
+        params.tables,
+        params.table_budgets,
+        localization,
+    )
+    datasets = sorted({d for mapping in params.tables.values() for d in mapping})
+    claims = check_claims(cells)
+    write_findings(claims, snakemake.output[0], paper_claims(), datasets)
+    log.info("%d claims checked: %s", len(claims), ", ".join(c.verdict for c in claims))
