@@ -363,8 +363,9 @@ def evaluate_localization(
     labels: list[Tensor] = []
     batches = _attacked_batches(
         model, spread_over_classes(manifest, limit), attack,
-        {_key(b): b for b in budgets.values()}, ("audio", "visual"), loss=loss, steps=steps, attack_kwargs=attack_kwargs, seed=seed,
-        device=device, progress=progress, desc=f"localization {attack} {eps:g}",
+        {_key(b): b for b in budgets.values()}, ("audio", "visual"), loss=loss, steps=steps,
+        attack_kwargs=attack_kwargs, seed=seed, device=device, progress=progress,
+        desc=f"localization {attack} {eps:g}",
         data=_data(batch_size, audio_samples, image_size, resize_size),
     )  # fmt: skip
     kept = 0
