@@ -10,9 +10,9 @@ strengthen robustness under multimodal attacks?", CVPR 2021 (arXiv:2104.02000):
 * frame: at evaluation the middle one; in training a random one at least 3 s from either
   end (the middle one when the clip is too short for that).
 * image: training ``Resize(resize_size, bicubic) -> RandomCrop(image_size) ->
-  RandomHorizontalFlip``; evaluation ``Resize(image_size) -> CenterCrop(image_size)``
-  (bilinear, torchvision's default, as in the reference). Values in [0, 1]; the models
-  normalise inside.
+  RandomHorizontalFlip``; evaluation ``Resize(image_size, bicubic) -> CenterCrop(image_size)``
+  (the reference resizes its PIL frames with ``Image.BICUBIC`` in both). Values in [0, 1];
+  the models normalise inside.
 
 Randomness is a pure function of ``(seed, epoch, index)``: every item draws from its own
 generator, so results do not depend on DataLoader workers or the order items are read in.
@@ -23,9 +23,10 @@ positioned reads (``os.pread``) of the clip files :mod:`avmodels.media` writes: 
 samples are scaled (volume included) straight into the float32 window, no decoder; the JPEG
 is decoded by simplejpeg (libjpeg-turbo with almost no per-call overhead: the pixels of
 Pillow's decode in :func:`avmodels.media.load_frame`, 3.5x faster for 48-96 px frames and
-1.5x for 455x256 ones). The resize is torch's uint8 antialiased kernel on the
-channels-last image (the one torchvision's ``Resize`` calls), so items equal those of the
-torchvision transforms above without importing torchvision, which costs every workflow job
+1.5x for 455x256 ones). The resize is torch's uint8 antialiased bicubic kernel on the
+channels-last image (the one torchvision's ``Resize`` calls on tensors, which follows PIL's
+bicubic resampling to within one grey level), so items equal those of the torchvision
+transforms above without importing torchvision, which costs every workflow job
 about 2 s; crop, flip and the conversion to float32 are one strided uint8 copy and one
 division.
 """
@@ -326,7 +327,7 @@ class AVDataset(Dataset):
             top, left = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
             flip = rng.random() < 0.5
         else:
-            img = resize_short_side(img, size, "bilinear")
+            img = resize_short_side(img, size, "bicubic")
             h, w = img.shape[-2:]
             top, left, flip = round((h - size) / 2), round((w - size) / 2), False  # centre crop
         return crop_to_float(img, top, left, size, flip)

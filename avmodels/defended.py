@@ -10,8 +10,13 @@ import torch
 from torch import nn
 
 from avmodels.attacks import LossFn
-from avmodels.defenses import ExFMemModel, adaptive_attack_loss
-from avmodels.model import load_checkpoint
+from avmodels.defenses import (
+    ExFMemModel,
+    adaptive_attack_loss,
+    make_training_loss,
+    training_loss_attack,
+)
+from avmodels.model import ModelConfig, load_checkpoint
 
 
 def load_evaluated_model(
@@ -23,9 +28,10 @@ def load_evaluated_model(
     """Load a checkpoint, wrap it in ExFMem when memory banks are given, pick the attack loss.
 
     With ``adaptive`` the attacker maximises the defended model's own training loss
-    (cross-entropy plus the cosine term for MinSim, as the authors' code attacks MinSim);
-    otherwise plain cross-entropy. The ExFMem sparse coding is differentiable, so the
-    attacker sees through it.
+    (:func:`attack_loss`): CE plus the cosine term for MinSim (as the authors' code attacks
+    MinSim), CE plus 1 - cosine for MaxSim, CE plus the prototype conformity term with the
+    trained centres for PCL; plain cross-entropy (``None``) for a CE-trained model or without
+    ``adaptive``. The ExFMem sparse coding is differentiable, so the attacker sees through it.
     """
     model, extra = load_checkpoint(checkpoint)
     if memory is not None:
@@ -39,8 +45,21 @@ def load_evaluated_model(
             max_iter=settings.get("max_iter", 2000),
             tol=settings.get("tol", 8e-4),
         ).eval()
+    return model, attack_loss(model.config, extra) if adaptive else None
+
+
+def attack_loss(config: ModelConfig, extra: Mapping[str, Any]) -> LossFn | None:
+    """The adaptive attacker's loss: the training loss named in a checkpoint's ``extra``
+    (``train_config``: ``loss``, ``loss_weight``; ``loss_state``: PCL's centres); ``None``
+    (plain cross-entropy) for a model trained with CE."""
     train_config = extra.get("train_config", {})
-    loss_name = train_config.get("loss", "ce")
-    if not adaptive or loss_name != "minsim":
-        return model, None
-    return model, adaptive_attack_loss("minsim", train_config.get("loss_weight", 1.0))
+    name, weight = train_config.get("loss", "ce"), train_config.get("loss_weight", 1.0)
+    if name == "ce":
+        return None
+    if name in ("minsim", "maxsim"):
+        return adaptive_attack_loss(name, weight)
+    unimodal = config.variant in ("audio", "visual")
+    modalities = (config.variant,) if unimodal else ("audio", "visual")
+    module = make_training_loss(name, config.num_classes, config.feature_dim, weight, modalities)
+    module.load_state_dict(extra.get("loss_state", {}))
+    return training_loss_attack(module)

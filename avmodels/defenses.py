@@ -6,7 +6,8 @@
 * ExFMem (Sec. 3.3.2): each test feature is sparse-coded over a memory bank of training features
   (a Lasso, Eq. 4, solved in :mod:`avmodels.lasso`: :func:`~avmodels.lasso.sparse_code`) and the
   classifier sees ``blend * M a + (1 - blend) * f`` (:class:`ExFMemModel`).
-* :func:`adaptive_attack_loss`: the attacker's loss against a defended model.
+* :func:`adaptive_attack_loss`: the attacker's loss against a defended model;
+  :func:`training_loss_attack`: a trained loss module (PCL with its centres) as that loss.
 
 >>> loss = make_training_loss("minsim", num_classes=11, feature_dim=512, weight=1.0)
 >>> loss(logits, labels, {"audio": f_a, "visual": f_v})  # scalar
@@ -347,4 +348,23 @@ def adaptive_attack_loss(defense: str, weight: float = 1.0) -> LossFn:
         return value
 
     loss.__name__ = f"adaptive_{defense}" + (f"_w{weight:g}" if term is not None else "")
+    return loss
+
+
+def training_loss_attack(loss_module: nn.Module) -> LossFn:
+    """A model's training loss ``loss_module(logits, labels, feats)`` as the attacker's loss.
+
+    For an adaptive attack on a defense whose loss has state (PCL's trained class centres):
+    the attacker maximises exactly what the model minimised, with features from
+    ``model.encode`` and logits from ``model.head``. The module is frozen and follows the
+    inputs' device.
+    """
+    loss_module = loss_module.eval().requires_grad_(False)
+
+    def loss(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor) -> Tensor:
+        feats = model.encode(**inputs)
+        logits = model.head(feats)
+        return loss_module.to(logits.device)(logits, labels, feats)
+
+    loss.__name__ = f"adaptive_{type(loss_module).__name__}"
     return loss

@@ -262,16 +262,34 @@ def _nominal(mode: str, eps: float) -> dict[str, float]:
     return {f"eps_{m}": float(eps) if m in ATTACKED[mode] else 0.0 for m in ("audio", "visual")}
 
 
-def _limited(manifest: Manifest, limit: int | None) -> Manifest:
-    """The first ``limit`` clips (relative clip paths still resolve against the CSV's folder)."""
-    if limit is None:
-        return manifest
+def _frame(manifest: Manifest) -> pd.DataFrame:
+    """The manifest as a table whose clip paths resolve from anywhere (a CSV's relative
+    ``clip_dir`` entries are made absolute against its folder)."""
     if isinstance(manifest, pd.DataFrame):
-        return manifest.head(limit).reset_index(drop=True)
-    frame = pd.read_csv(manifest).head(limit)
+        return manifest.reset_index(drop=True)
+    frame = pd.read_csv(manifest)
     base = Path(manifest).resolve().parent
     frame["clip_dir"] = [str(base / d) for d in frame["clip_dir"]]
     return frame
+
+
+def _limited(manifest: Manifest, limit: int | None) -> Manifest:
+    """The first ``limit`` clips."""
+    return manifest if limit is None else _frame(manifest).head(limit)
+
+
+def spread_over_classes(manifest: Manifest, limit: int | None) -> Manifest:
+    """``limit`` clips taken from the classes in turn: the first clip of each class (classes
+    by label index), then the second of each, ...; clips keep their manifest order within a
+    class. Test manifests list clips class by class, so their first clips share one class."""
+    if limit is None:
+        return manifest
+    frame = _frame(manifest)
+    turn = frame.groupby("label_index", sort=False).cumcount()
+    order = pd.DataFrame({"turn": turn, "label": frame["label_index"]}).sort_values(
+        ["turn", "label"], kind="stable"
+    )
+    return frame.loc[order.index[:limit]].reset_index(drop=True)
 
 
 def attention_scores(clean: Tensor, attacked: Tensor) -> dict[str, Tensor]:
@@ -307,7 +325,7 @@ class LocalizationResult:
     the reference: overlap 1, shifts 0). ``attention``: mode -> (N, h, w) maps;
     ``scores``: mode -> {"overlap", "peak_shift", "com_shift"} -> (N,);
     ``predictions``: mode -> (N,); ``labels``: (N,); ``frames``: mode -> (K, H, W, 3)
-    images in [0, 1] of the first ``keep_frames`` clips, as the model saw them.
+    images in [0, 1] of the first ``keep_frames`` clips analysed, as the model saw them.
     """
 
     summary: pd.DataFrame
@@ -343,7 +361,8 @@ def evaluate_localization(
 
     ``model`` must have ``attend(audio, visual) -> (attention (B, h, w), logits)``
     (``model.LocalizationModel``). The attacker maximises the classification loss only;
-    it never sees the attention. ``limit`` keeps the first clips of the manifest.
+    it never sees the attention. ``limit`` keeps that many clips spread over the classes
+    (:func:`spread_over_classes`), so the kept frames show different classes.
     """
     modes = ["clean", *(m for m in modes if m != "clean")]
     budgets = mode_budgets(modes, eps, paper_budget)
@@ -352,9 +371,10 @@ def evaluate_localization(
     frames: dict[str, list[Tensor]] = {m: [] for m in modes}
     labels: list[Tensor] = []
     batches = _attacked_batches(
-        model, _limited(manifest, limit), attack, {_key(b): b for b in budgets.values()},
-        ("audio", "visual"), loss=loss, steps=steps, attack_kwargs=attack_kwargs, seed=seed,
-        device=device, progress=progress, desc=f"localization {attack} {eps:g}",
+        model, spread_over_classes(manifest, limit), attack,
+        {_key(b): b for b in budgets.values()}, ("audio", "visual"), loss=loss, steps=steps,
+        attack_kwargs=attack_kwargs, seed=seed, device=device, progress=progress,
+        desc=f"localization {attack} {eps:g}",
         data=_data(batch_size, audio_samples, image_size, resize_size),
     )  # fmt: skip
     kept = 0

@@ -40,6 +40,7 @@ class ModelConfig:
     feature_dim: int = FEATURE_DIM  # per-modality feature size; the encoders emit 512
     visual_output_stride: int = 32  # 16 or 8 keeps a finer map for localization
     pretrained_visual: str | None = None  # local torchvision resnet18 state-dict file
+    visual_pool: str = "max"  # "max" (paper's text) or "avg" (the authors' code), nets.VisualNet
 
 
 class _Unimodal(nn.Module):
@@ -82,7 +83,9 @@ class AVModel(nn.Module):
         if "audio" in self.modalities:
             self.audio_net = AudioNet()
         if "visual" in self.modalities:
-            self.visual_net = VisualNet(config.visual_output_stride, config.pretrained_visual)
+            self.visual_net = VisualNet(
+                config.visual_output_stride, config.pretrained_visual, config.visual_pool
+            )
         self.classifier = nn.Linear(self.fusion.out_dim, config.num_classes)
         nn.init.normal_(self.classifier.weight, 0.0, CLASSIFIER_INIT_STD)
         nn.init.zeros_(self.classifier.bias)

@@ -4,6 +4,11 @@ Tian & Xu, "Can audio-visual integration strengthen robustness under multimodal
 attacks?", CVPR 2021 (arXiv:2104.02000), Sec. 3.2 and appendix A.3: a 1-D
 convolutional audio network over the raw waveform and a ResNet18 visual network,
 each giving a 512-d feature by global max pooling.
+
+Visual pooling is an option (:data:`VISUAL_POOLS`, default ``"max"``, the paper's text): the
+authors' public code keeps torchvision's average pool inside its ResNet and then takes a max
+over the resulting 1x1 map, so their visual feature is in effect global *average* pooled;
+``"avg"`` reproduces that.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ logger = logging.getLogger(__name__)
 FEATURE_DIM = 512
 AUDIO_CHANNELS = (64, 128, 256, 512)
 OUTPUT_STRIDES = {32: 0, 16: 1, 8: 2}  # how many of the last stages lose their stride
+VISUAL_POOLS = ("max", "avg")  # global pooling of the visual map: paper's text / authors' code
 
 
 def _set_dilation(conv: nn.Conv2d, dilation: int) -> None:
@@ -79,7 +85,7 @@ class AudioNet(nn.Module):
 
 
 class VisualNet(nn.Module):
-    """ResNet18 without its average pool and fc layer, global max pool (A.3).
+    """ResNet18 without its average pool and fc layer, then global max (A.3) or average pool.
 
     He et al., "Deep residual learning for image recognition", CVPR 2016 (arXiv:1512.03385).
 
@@ -89,6 +95,7 @@ class VisualNet(nn.Module):
             spatial map for sound source localization.
         pretrained: path of a local state-dict file with torchvision resnet18 keys
             (``fc.*`` ignored); never downloaded.
+        pool: "max" (the paper's text, default) or "avg" (what the authors' code computes).
 
     Shape:
         img: (B, 3, H, W), ImageNet-normalised. ``forward``: (B, 512);
@@ -98,11 +105,15 @@ class VisualNet(nn.Module):
     torch.Size([1, 512, 4, 4])
     """
 
-    def __init__(self, output_stride: int = 32, pretrained: str | Path | None = None) -> None:
+    def __init__(
+        self, output_stride: int = 32, pretrained: str | Path | None = None, pool: str = "max"
+    ) -> None:
         super().__init__()
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {sorted(OUTPUT_STRIDES)}")
-        self.output_stride = output_stride
+        if pool not in VISUAL_POOLS:
+            raise ValueError(f"visual pool must be one of {', '.join(VISUAL_POOLS)}, got {pool!r}")
+        self.output_stride, self.pool = output_stride, pool
         self.resnet = ResNet18Trunk()
         num_dilated, dilation = OUTPUT_STRIDES[output_stride], 1
         for stage in (self.resnet.layer3, self.resnet.layer4)[2 - num_dilated :]:
@@ -122,4 +133,5 @@ class VisualNet(nn.Module):
         return self.resnet(img)  # (B, 512, h, w)
 
     def forward(self, img: Tensor) -> Tensor:
-        return self.feature_map(img).amax(dim=(2, 3))  # (B, 512)
+        fmap = self.feature_map(img)  # (B, 512, h, w)
+        return fmap.amax(dim=(2, 3)) if self.pool == "max" else fmap.mean(dim=(2, 3))

@@ -136,6 +136,7 @@ def variant_settings(config: dict, model: str, dataset: str | None = None) -> di
     settings = {**config["train"], **per_dataset, **variant.get("train", {})}
     settings["arch"] = variant["arch"]
     settings["visual_output_stride"] = variant.get("visual_output_stride", 32)
+    settings["visual_pool"] = variant.get("visual_pool", "max")
     return settings
 
 

@@ -254,7 +254,8 @@ def test_eval_image_matches_resize_then_centre_crop(tmp_path):
     table = pd.DataFrame([{**row, "label_index": 0}])
     ds = AVDataset(table, train=False, audio_samples=100, image_size=16, root=tmp_path)
     middle = torch.from_numpy(media.load_frame(tmp_path / "clip", 4)).permute(2, 0, 1)
-    expected = T.Compose([T.Resize(16), T.CenterCrop(16)])(middle).float() / 255
+    resize = T.Resize(16, T.InterpolationMode.BICUBIC, antialias=True)
+    expected = T.Compose([resize, T.CenterCrop(16)])(middle).float() / 255
     torch.testing.assert_close(ds[0]["visual"], expected, rtol=0, atol=0)
     assert ds[0]["visual"].is_contiguous()
 

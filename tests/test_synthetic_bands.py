@@ -21,8 +21,9 @@ from avmodels.train import TrainConfig, accuracy_on, make_loader, train
 CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
 INPUTS = CONFIG["inputs"]
 SETTINGS = variant_settings(CONFIG, "concat")
+MODEL_KEYS = ("arch", "visual_output_stride", "visual_pool")  # ModelConfig's, not training's
 BUDGET = TrainConfig(  # the default study's budget: config.yaml's train and inputs
-    **{k: v for k, v in SETTINGS.items() if k not in ("arch", "visual_output_stride")},
+    **{k: v for k, v in SETTINGS.items() if k not in MODEL_KEYS},
     seed=CONFIG["seed"],
     threads=1,
     audio_samples=INPUTS["audio_samples"],

@@ -1,23 +1,28 @@
-"""Clean and attacked audio/visual embeddings of the models without and with MinSim."""
+"""Clean and attacked audio/visual embeddings of the models without and with MinSim.
+
+As the authors (Figs. 10/11): the attack and budget of ``analysis.tsne_attack`` and
+``analysis.tsne_budget`` (FGSM, 0.02), each model attacked with its own training loss.
+"""
 
 from avmodels.analysis_arrays import save_tsne_npz
 from avmodels.classes import class_names
+from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import feature_sets, tsne_streams
 from avmodels.jobs import job
-from avmodels.model import load_checkpoint
 
 analysis = snakemake.params.analysis
 inputs = snakemake.params.inputs
 with job(snakemake):
     features = {}
     for name, path in (("concat", snakemake.input.plain), ("minsim", snakemake.input.minsim)):
-        model, _ = load_checkpoint(path)
+        model, loss = load_evaluated_model(path, adaptive=True)
         sets, labels = feature_sets(
             model,
             snakemake.input.manifest,
-            analysis["attack"],
-            analysis["budget"],
+            analysis["tsne_attack"],
+            analysis["tsne_budget"],
             paper_budget=snakemake.params.paper_budget,
+            loss=loss,
             limit=analysis["tsne_samples"],
             audio_samples=inputs["audio_samples"],
             image_size=inputs["image_size"],

@@ -12,6 +12,7 @@ with job(snakemake, seed=snakemake.params.seed) as log:
         variant=settings.pop("arch"),
         num_classes=num_classes(snakemake.wildcards.dataset),
         visual_output_stride=settings.pop("visual_output_stride"),
+        visual_pool=settings.pop("visual_pool"),
     )
     train_config = TrainConfig(
         **settings,
