@@ -14,6 +14,27 @@ from avmodels.defenses import ExFMemModel, adaptive_attack_loss
 from avmodels.model import load_checkpoint
 
 
+def load_banks(path: str | Path) -> dict[str, torch.Tensor]:
+    """The memory banks ``{modality: (d, K)}`` written by the ``memory_bank`` step."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def exfmem_model(
+    base: nn.Module, banks: Mapping[str, torch.Tensor], exfmem: Mapping[str, Any] | None = None
+) -> ExFMemModel:
+    """``base`` inside ExFMem with the config's ``exfmem`` settings (the same for the
+    evaluation and the full defense's fine-tuning)."""
+    settings = dict(exfmem or {})
+    return ExFMemModel(
+        base,
+        banks,
+        lam=settings.get("lam", 0.1),
+        blend=settings.get("blend", 0.5),
+        max_iter=settings.get("max_iter", 2000),
+        tol=settings.get("tol", 8e-4),
+    )
+
+
 def load_evaluated_model(
     checkpoint: str | Path,
     memory: str | Path | None = None,
@@ -29,16 +50,7 @@ def load_evaluated_model(
     """
     model, extra = load_checkpoint(checkpoint)
     if memory is not None:
-        settings = dict(exfmem or {})
-        banks = torch.load(memory, map_location="cpu", weights_only=True)
-        model = ExFMemModel(
-            model,
-            banks,
-            lam=settings.get("lam", 0.1),
-            blend=settings.get("blend", 0.5),
-            max_iter=settings.get("max_iter", 2000),
-            tol=settings.get("tol", 8e-4),
-        ).eval()
+        model = exfmem_model(model, load_banks(memory), exfmem).eval()
     train_config = extra.get("train_config", {})
     loss_name = train_config.get("loss", "ce")
     if not adaptive or loss_name != "minsim":
