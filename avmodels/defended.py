@@ -6,33 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from avmodels.attacks import LossFn
-from avmodels.defenses import ExFMemModel, adaptive_attack_loss
+from avmodels.defenses import adaptive_attack_loss, exfmem_model, load_banks
 from avmodels.model import load_checkpoint
-
-
-def load_banks(path: str | Path) -> dict[str, torch.Tensor]:
-    """The memory banks ``{modality: (d, K)}`` written by the ``memory_bank`` step."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def exfmem_model(
-    base: nn.Module, banks: Mapping[str, torch.Tensor], exfmem: Mapping[str, Any] | None = None
-) -> ExFMemModel:
-    """``base`` inside ExFMem with the config's ``exfmem`` settings (the same for the
-    evaluation and the full defense's fine-tuning)."""
-    settings = dict(exfmem or {})
-    return ExFMemModel(
-        base,
-        banks,
-        lam=settings.get("lam", 0.1),
-        blend=settings.get("blend", 0.5),
-        max_iter=settings.get("max_iter", 2000),
-        tol=settings.get("tol", 8e-4),
-    )
 
 
 def load_evaluated_model(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -310,6 +311,27 @@ class ExFMemModel(nn.Module):
             f"banks={ {m: tuple(self.bank(m).shape) for m in self.banked} }, lam={self.lam}, "
             f"blend={self.blend}, max_iter={self.max_iter}, tol={self.tol}, method={self.method}"
         )
+
+
+def load_banks(path: str | Path) -> dict[str, Tensor]:
+    """The memory banks ``{modality: (d, K)}`` written by the ``memory_bank`` step."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def exfmem_model(
+    base: nn.Module, banks: Mapping[str, Tensor], exfmem: Mapping[str, Any] | None = None
+) -> ExFMemModel:
+    """``base`` inside ExFMem with the config's ``exfmem`` settings (the same for the
+    evaluation and the full defense's fine-tuning)."""
+    settings = dict(exfmem or {})
+    return ExFMemModel(
+        base,
+        banks,
+        lam=settings.get("lam", 0.1),
+        blend=settings.get("blend", 0.5),
+        max_iter=settings.get("max_iter", 2000),
+        tol=settings.get("tol", 8e-4),
+    )
 
 
 # -- the attacker's loss -------------------------------------------------------------------------

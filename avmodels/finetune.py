@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from avmodels.defended import exfmem_model, load_banks
+from avmodels.defenses import exfmem_model, load_banks
 from avmodels.model import load_checkpoint
 from avmodels.train import (
     Manifest,
