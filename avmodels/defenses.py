@@ -243,7 +243,9 @@ class ExFMemModel(nn.Module):
     Each feature with a bank is sparse-coded over it (:func:`sparse_code`) and replaced by
     ``blend * M a + (1 - blend) * f`` (the authors average, blend 0.5, A.5); the base classifier
     then predicts. ``encode`` returns these denoised features, so ``forward = head(encode(...))``
-    and an attacker differentiates through the sparse coding.
+    and an attacker differentiates through the sparse coding. It wraps a frozen model at test
+    time, or is trained end to end with its banks fixed (the full defense,
+    :mod:`avmodels.finetune`): the sparse codes pass the gradient on to the encoders.
 
     Arguments:
         base: model with ``encode(**inputs) -> {m: (B, d)}``, ``head(feats)`` and ``modalities``.
