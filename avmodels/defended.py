@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from avmodels.attacks import LossFn
 from avmodels.defenses import (
-    ExFMemModel,
     adaptive_attack_loss,
+    exfmem_model,
+    load_banks,
     make_training_loss,
     training_loss_attack,
 )
@@ -35,16 +35,7 @@ def load_evaluated_model(
     """
     model, extra = load_checkpoint(checkpoint)
     if memory is not None:
-        settings = dict(exfmem or {})
-        banks = torch.load(memory, map_location="cpu", weights_only=True)
-        model = ExFMemModel(
-            model,
-            banks,
-            lam=settings.get("lam", 0.1),
-            blend=settings.get("blend", 0.5),
-            max_iter=settings.get("max_iter", 2000),
-            tol=settings.get("tol", 8e-4),
-        ).eval()
+        model = exfmem_model(model, load_banks(memory), exfmem).eval()
     return model, attack_loss(model.config, extra) if adaptive else None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -243,7 +244,9 @@ class ExFMemModel(nn.Module):
     Each feature with a bank is sparse-coded over it (:func:`sparse_code`) and replaced by
     ``blend * M a + (1 - blend) * f`` (the authors average, blend 0.5, A.5); the base classifier
     then predicts. ``encode`` returns these denoised features, so ``forward = head(encode(...))``
-    and an attacker differentiates through the sparse coding.
+    and an attacker differentiates through the sparse coding. It wraps a frozen model at test
+    time, or is trained end to end with its banks fixed (the full defense,
+    :mod:`avmodels.finetune`): the sparse codes pass the gradient on to the encoders.
 
     Arguments:
         base: model with ``encode(**inputs) -> {m: (B, d)}``, ``head(feats)`` and ``modalities``.
@@ -311,6 +314,27 @@ class ExFMemModel(nn.Module):
             f"banks={ {m: tuple(self.bank(m).shape) for m in self.banked} }, lam={self.lam}, "
             f"blend={self.blend}, max_iter={self.max_iter}, tol={self.tol}, method={self.method}"
         )
+
+
+def load_banks(path: str | Path) -> dict[str, Tensor]:
+    """The memory banks ``{modality: (d, K)}`` written by the ``memory_bank`` step."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def exfmem_model(
+    base: nn.Module, banks: Mapping[str, Tensor], exfmem: Mapping[str, Any] | None = None
+) -> ExFMemModel:
+    """``base`` inside ExFMem with the config's ``exfmem`` settings (the same for the
+    evaluation and the full defense's fine-tuning)."""
+    settings = dict(exfmem or {})
+    return ExFMemModel(
+        base,
+        banks,
+        lam=settings.get("lam", 0.1),
+        blend=settings.get("blend", 0.5),
+        max_iter=settings.get("max_iter", 2000),
+        tol=settings.get("tol", 8e-4),
+    )
 
 
 # -- the attacker's loss -------------------------------------------------------------------------

@@ -140,6 +140,39 @@ def variant_settings(config: dict, model: str, dataset: str | None = None) -> di
     return settings
 
 
+#: The variant under the full defense (the MinSim+ExFMem rows of Tables 3-6).
+FULL_DEFENSE_MODEL = "minsim"
+FINETUNE_DEFAULTS = {"epochs": 1, "lr": 1e-4, "loss": "minsim", "loss_weight": 1.0}
+
+
+def full_defense_mode(config: dict) -> str:
+    """``"finetune"`` or ``"test_time"`` (the default when ``full_defense`` is absent)."""
+    return config.get("full_defense", {}).get("mode", "test_time")
+
+
+def finetuned(config: dict, model: str, defense: str) -> bool:
+    """Whether the evaluation of ``model`` under ``defense`` uses the fine-tuned full defense."""
+    return (
+        defense == "exfmem"
+        and model == FULL_DEFENSE_MODEL
+        and full_defense_mode(config) == "finetune"
+    )
+
+
+def finetune_settings(config: dict, model: str, dataset: str) -> dict[str, Any]:
+    """Training settings of the full defense's fine-tuning: the variant's own, then
+    ``full_defense.finetune``, then ``datasets.<name>.finetune``; ``lr`` sets every part's rate."""
+    settings = variant_settings(config, model, dataset)
+    own = {
+        **FINETUNE_DEFAULTS,
+        **config.get("full_defense", {}).get("finetune", {}),
+        **config["datasets"][dataset].get("finetune", {}),
+    }
+    lr = own.pop("lr")
+    settings.update(own, lr_audio=lr, lr_visual=lr, lr_head=lr)
+    return settings
+
+
 def analysis_datasets(config: dict, kind: str) -> list[str]:
     """Datasets with the localization or t-SNE analysis switched on."""
     needs = {"localization": ("localization",), "tsne": ("concat", "minsim")}[kind]

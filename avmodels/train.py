@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from tqdm import tqdm
 
 from avmodels import defenses
 from avmodels.dataset import AVDataset
-from avmodels.model import AVModel, ModelConfig, build_model, save_checkpoint
+from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def model_modalities(model: nn.Module) -> tuple[str, ...]:
 
 
 def parameter_groups(
-    model: AVModel, cfg: TrainConfig, loss_params: list[nn.Parameter]
+    model: nn.Module, cfg: TrainConfig, loss_params: list[nn.Parameter]
 ) -> list[dict]:
     """SGD groups: audio net, visual net, everything else of the model, loss parameters."""
     audio = {id(p) for m in model.modules() if isinstance(m, AudioNet) for p in m.parameters()}
@@ -213,36 +214,65 @@ def train(
     Two runs with the same arguments give the same checkpoint and log (but the timing).
     """
     dev = resolve_device(device)
-    cfg = train_cfg
-    with run_settings(cfg.threads, cfg.deterministic, dev):
-        seed_everything(cfg.seed)
+    with run_settings(train_cfg.threads, train_cfg.deterministic, dev):
+        seed_everything(train_cfg.seed)
         model = build_model(model_config).to(dev)
-        loss_fn = defenses.make_training_loss(
-            cfg.loss, model_config.num_classes, model_config.feature_dim, cfg.loss_weight,
-            model.modalities,
-        ).to(dev)  # fmt: skip
-        optimizer = torch.optim.SGD(
-            parameter_groups(model, cfg, list(loss_fn.parameters())),
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-        )
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma
-        )
-        data = {
-            "batch_size": cfg.batch_size,
-            "audio_samples": cfg.audio_samples,
-            "image_size": cfg.image_size,
-            "resize_size": cfg.resize_size,
-            "seed": cfg.seed,
-            "num_workers": cfg.num_workers,
-        }
-        train_loader = make_loader(train_manifest, train=True, **data)
-        val_loader = make_loader(val_manifest, train=False, **data)
-        history = _fit(
-            model, loss_fn, optimizer, scheduler, train_loader, val_loader, cfg, dev,
-            Path(checkpoint_path), Path(log_csv), progress,
+        history = fit(
+            model, train_cfg, train_manifest, val_manifest, checkpoint_path, log_csv,
+            device=dev, progress=progress,
         )  # fmt: skip
+    return summarize(history, checkpoint_path, log_csv)
+
+
+def fit(
+    model: nn.Module,
+    cfg: TrainConfig,
+    train_manifest: Manifest,
+    val_manifest: Manifest,
+    checkpoint_path: str | Path,
+    log_csv: str | Path,
+    *,
+    device: torch.device,
+    progress: bool = True,
+    saved_model: nn.Module | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> list[dict]:
+    """Optimise ``model`` (already on ``device``, seeded) with ``cfg``; the per-epoch log rows.
+
+    ``model`` is an ``AVModel`` or a wrapper with ``encode``/``head``/``config`` (ExFMem); the
+    best-validation checkpoint holds ``saved_model`` (default ``model``) and ``extra``.
+    """
+    loss_fn = defenses.make_training_loss(
+        cfg.loss, model.config.num_classes, model.config.feature_dim, cfg.loss_weight,
+        model_modalities(model),
+    ).to(device)  # fmt: skip
+    optimizer = torch.optim.SGD(
+        parameter_groups(model, cfg, list(loss_fn.parameters())),
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(cfg.milestones), gamma=cfg.gamma
+    )
+    data = {
+        "batch_size": cfg.batch_size,
+        "audio_samples": cfg.audio_samples,
+        "image_size": cfg.image_size,
+        "resize_size": cfg.resize_size,
+        "seed": cfg.seed,
+        "num_workers": cfg.num_workers,
+    }
+    train_loader = make_loader(train_manifest, train=True, **data)
+    val_loader = make_loader(val_manifest, train=False, **data)
+    saved = (saved_model or model, dict(extra or {}))
+    return _fit(
+        model, loss_fn, optimizer, scheduler, train_loader, val_loader, cfg, device,
+        Path(checkpoint_path), Path(log_csv), progress, saved,
+    )  # fmt: skip
+
+
+def summarize(history: list[dict], checkpoint_path: str | Path, log_csv: str | Path) -> dict:
+    """The run's summary: best epoch and validation accuracy, final loss, log rows, paths."""
     best = max(history, key=lambda row: (row["val_acc"], -row["epoch"]))
     return {
         "best_epoch": best["epoch"],
@@ -255,7 +285,7 @@ def train(
 
 
 def _fit(
-    model: AVModel,
+    model: nn.Module,
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -266,8 +296,9 @@ def _fit(
     checkpoint_path: Path,
     log_csv: Path,
     progress: bool,
+    saved: tuple[nn.Module, dict[str, Any]],
 ) -> list[dict]:
-    """The epoch loop: train, validate, log a row, save on a new best validation accuracy."""
+    """The epoch loop: train, validate, log a row, save ``saved`` on a new best accuracy."""
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     log_csv.parent.mkdir(parents=True, exist_ok=True)
     with open(log_csv, "w", newline="") as fh:
@@ -300,7 +331,8 @@ def _fit(
             best_acc = val_acc
             save_checkpoint(
                 checkpoint_path,
-                model,
+                saved[0],
+                **saved[1],
                 train_config=asdict(cfg),
                 epoch=epoch,
                 val_accuracy=val_acc,
@@ -312,7 +344,7 @@ def _fit(
 
 
 def _train_epoch(
-    model: AVModel,
+    model: nn.Module,
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: DataLoader,
@@ -325,7 +357,7 @@ def _train_epoch(
     total_loss = 0.0
     correct = total = 0
     for batch in loader:
-        inputs, labels = split_batch(batch, model.modalities, device)
+        inputs, labels = split_batch(batch, model_modalities(model), device)
         feats = model.encode(**inputs)
         logits = model.head(feats)
         loss = loss_fn(logits, labels, feats)

@@ -76,10 +76,17 @@ def train_settings(wildcards):
     return plan.variant_settings(config, wildcards.model, wildcards.dataset)
 
 
+def finetune_settings(wildcards):
+    return plan.finetune_settings(config, wildcards.model, wildcards.dataset)
+
+
 def eval_inputs(wildcards):
+    """Checkpoint, test manifest and, under ExFMem, the banks; the full defense reads the
+    fine-tuned checkpoint when ``full_defense.mode`` is ``finetune``."""
     ds, model = wildcards.dataset, wildcards.model
+    tuned = plan.finetuned(config, model, wildcards.defense)
     inputs = {
-        "checkpoint": f"results/{ds}/models/{model}/checkpoint.pt",
+        "checkpoint": f"results/{ds}/models/{model}{'_exfmem' if tuned else ''}/checkpoint.pt",
         "manifest": f"results/{ds}/data/manifest_test.csv",
     }
     if wildcards.defense == "exfmem":

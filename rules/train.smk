@@ -43,3 +43,30 @@ rule memory_bank:
         code=code("memory_bank"),
     script:
         "../workflow_scripts/memory_bank.py"
+
+
+rule finetune:
+    input:
+        checkpoint="results/{dataset}/models/{model}/checkpoint.pt",
+        memory="results/{dataset}/memory/{model}.pt",
+        train="results/{dataset}/data/manifest_train.csv",
+        val="results/{dataset}/data/manifest_val.csv",
+    output:
+        checkpoint="results/{dataset}/models/{model}_exfmem/checkpoint.pt",
+        history="results/{dataset}/models/{model}_exfmem/training.csv",
+    log:
+        "logs/{dataset}/finetune/{model}_exfmem.log",
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    params:
+        settings=finetune_settings,
+        exfmem=config["exfmem"],
+        inputs=config["inputs"],
+        seed=config["seed"],
+        code=code("finetune"),
+    script:
+        "../workflow_scripts/finetune.py"

@@ -33,7 +33,7 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 TINY = "config/tiny.yaml"
 PROFILES = ("--profile", "slurm", "--profile", "tests/slurm/profile")
-GPU_RULES = {"train", "memory_bank", "evaluate", "localization", "embeddings"}
+GPU_RULES = {"train", "finetune", "memory_bank", "evaluate", "localization", "embeddings"}
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 RUN_TIMEOUT = 3600  # seconds for a whole study; a stuck run is killed, not waited on
 TARGET = "results/synthetic_music/models/concat/checkpoint.pt"
@@ -270,11 +270,13 @@ def test_every_compute_job_went_through_sbatch(slurm_study: tuple[Path, str]) ->
     workdir, run_id = slurm_study
     jobs = slurm_jobs(run_id)
     evaluations = _count(workdir, "results/*/eval/*/*/*/*.csv")
+    finetuned = _count(workdir, "results/*/models/*_exfmem/checkpoint.pt")
     group_size = profile_setting("slurm", "group-components", "evaluation")
     assert Counter(rule for _, _, rule in jobs) == {
         "synthesize": _count(workdir, "resources/*/videos/shard0"),
         "preprocess": _count(workdir, "resources/*/manifests/shard*.csv"),
-        "train": _count(workdir, "results/*/models/*/checkpoint.pt"),
+        "train": _count(workdir, "results/*/models/*/checkpoint.pt") - finetuned,
+        "finetune": finetuned,
         "memory_bank": _count(workdir, "results/*/memory/*.pt"),
         "evaluation_evaluate": math.ceil(evaluations / group_size),
         "localization": _count(workdir, "results/*/analysis/localization.npz"),

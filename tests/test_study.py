@@ -5,6 +5,7 @@ Reads the session's tiny study (conftest.py); the failure test works on a copy o
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from studies import CONFIG, Study, snakemake, tail
 
 from avmodels.claims import CLAIMS
+from avmodels.model import load_checkpoint
 from avmodels.paper import paper_value
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.tables import CELL_COLUMNS, MISSING
@@ -72,6 +74,41 @@ def test_findings_check_every_claim(study: Study) -> None:
     assert "(paired bootstrap)" in text and "(exact binomial)" in text
 
 
+def test_full_defense_is_finetuned_and_its_cells_come_from_it(study: Study) -> None:
+    config = yaml.safe_load((study.root / CONFIG).read_text())
+    settings = config["full_defense"]
+    assert settings["mode"] == "finetune"
+    models = study.root / "results" / DATASET / "models"
+    tuned = models / "minsim_exfmem" / "checkpoint.pt"
+    log = pd.read_csv(models / "minsim_exfmem" / "training.csv")
+    epochs = settings["finetune"]["epochs"]
+    assert log["epoch"].tolist() == list(range(1, epochs + 1))
+    assert (log["lr"] == settings["finetune"]["lr"]).all() and log["train_loss"].gt(0).all()
+    before, _ = load_checkpoint(models / "minsim" / "checkpoint.pt")
+    after, extra = load_checkpoint(tuned)
+    assert extra["finetuned_from"] == f"results/{DATASET}/models/minsim/checkpoint.pt"
+    assert extra["train_config"]["loss"] == "minsim" and extra["exfmem"] == config["exfmem"]
+    for net in ("audio_net", "visual_net"):
+        old, new = getattr(before, net).state_dict(), getattr(after, net).state_dict()
+        assert any(not torch.equal(old[k], new[k]) for k in old), f"{net} did not train"
+    relative = f"results/{DATASET}/models/minsim_exfmem/checkpoint.pt"
+    for table in ("table3", "table5", "table6"):
+        frame = read_table(study.root, table)
+        frame = frame[~frame["column"].isin(["avg", "avg_clean", "ri"])]  # measured cells
+        rows = frame[frame["method"] == "minsim_exfmem"]
+        sources = {p for cell in rows["source_record"] for p in cell.split(";") if p}
+        assert sources, table
+        for source in sources:  # each a provenance record of one evaluation
+            record = json.loads((study.root / source).read_text())
+            assert relative in record["inputs"], (table, source)
+            assert f"results/{DATASET}/memory/minsim.pt" in record["inputs"]
+        others = frame[frame["method"] != "minsim_exfmem"]
+        for cell in others["source_record"]:
+            for source in filter(None, cell.split(";")):
+                record = json.loads((study.root / source).read_text())
+                assert relative not in record["inputs"], (table, source)
+
+
 def test_report_has_tables_figures_and_captions(study: Study, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     done = snakemake(study.root, "--report", str(report))
@@ -90,16 +127,17 @@ def test_failed_evaluation_leaves_its_cells_marked_and_the_run_complete(
 ) -> None:
     root = tmp_path / "study"
     subprocess.run(["cp", "-a", str(study.root), str(root)], check=True)
-    bank = root / "results" / DATASET / "memory" / "minsim.pt"
+    # the bank of test-time ExFMem around Concat (MinSim's also feeds its fine-tuning)
+    bank = root / "results" / DATASET / "memory" / "concat.pt"
     torch.save({"not": "a memory bank"}, bank)  # newer than its evaluations: they run again
     done = snakemake(root, "--cores", "2", "--keep-going", "all", timeout=1800)
     assert done.returncode == 0, tail(done.stdout)
-    failed = sorted((root / "results" / DATASET / "eval" / "minsim" / "exfmem").rglob("*.csv"))
+    failed = sorted((root / "results" / DATASET / "eval" / "concat" / "exfmem").rglob("*.csv"))
     assert failed and all(Path(f"{p}.failures").is_file() for p in failed)
     frame = read_table(root, "table5")
-    rows = frame[frame["method"] == "minsim_exfmem"]
+    rows = frame[frame["method"] == "exfmem"]
     assert len(rows) and (rows["ours"] == "").all(), rows  # marked missing, row kept
-    others = frame[frame["method"] != "minsim_exfmem"]
+    others = frame[frame["method"] != "exfmem"]
     assert (others["ours"] != "").all(), others[others["ours"] == ""]
     healthy = read_table(study.root, "table5")
     keys = ["attack", "method", "column"]

@@ -1,4 +1,8 @@
-"""Build the ExFMem external feature memory banks of one trained model."""
+"""Build the ExFMem memory banks of one trained model: its audio and visual features of the
+training clips (evaluation transforms, model in evaluation mode), the same clips for both.
+
+The MinSim model's banks also serve its fine-tuning (rule ``finetune``), fixed, and then wrap
+the fine-tuned model: they are built before fine-tuning and not rebuilt after it."""
 
 import torch
 
