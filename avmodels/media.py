@@ -605,7 +605,8 @@ def preprocess_many(
     """Preprocess clips into ``out_root/<clip_id>``; never stops on a bad clip.
 
     ``items`` are video paths (clip id = file stem) or records with ``clip_id``, ``dataset``,
-    ``label``, ``split`` whose video is ``video_dir/<clip_id>.<ext>`` (as downloaded by
+    ``label``, ``split`` whose video is their ``video`` attribute if they have one
+    (``avmodels.local.LocalClip``), else ``video_dir/<clip_id>.<ext>`` (as downloaded by
     :func:`avmodels.download.download_shard`). ``trim=True`` cuts each record's
     ``start``/``end`` from its video (for uncut sources; downloads are already cut).
     ``classes`` gives ``label_index`` (default: ``avmodels.classes.CLASSES[dataset]``, the
@@ -626,7 +627,9 @@ def preprocess_many(
             video, clip_id = Path(item), Path(item).stem
         else:
             clip_id = item.clip_id
-            video = find_video(video_dir, clip_id) if video_dir is not None else None
+            video = getattr(item, "video", None)
+            if video is None and video_dir is not None:
+                video = find_video(video_dir, clip_id)
         clip_dir = out_root / clip_id
         reason = None
         if stop.is_set():

@@ -1,7 +1,6 @@
 """Clean and attacked audio/visual embeddings of the models without and with MinSim."""
 
 from avmodels.analysis_arrays import save_tsne_npz
-from avmodels.classes import class_names
 from avmodels.evaluate import feature_sets, tsne_streams
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
@@ -24,6 +23,4 @@ with job(snakemake):
             resize_size=inputs["resize_size"],
         )
         features[name] = {k: v.numpy() for k, v in tsne_streams(sets).items()}
-    save_tsne_npz(
-        snakemake.output[0], features, labels.numpy(), class_names(snakemake.wildcards.dataset)
-    )
+    save_tsne_npz(snakemake.output[0], features, labels.numpy(), snakemake.params.classes)
