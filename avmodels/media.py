@@ -415,8 +415,9 @@ def preprocess_clip(
     if start is not None and start < 0 or end is not None and end <= (start or 0.0):
         raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
     check_target(out_dir)
-    if out_dir.parent == out_dir:
-        raise ClipDirError(f"{out_dir}: a file system root cannot be a clip folder; refused")
+    cwd = Path.cwd().resolve()
+    if out_dir.resolve() in (cwd, *cwd.parents):
+        raise ClipDirError(f"{out_dir}: the current folder or one above it; refused")
     src = probe(video)
     if src.video_index is None and src.audio_index is None:
         raise MediaError("undecodable", "no audio or video stream")

@@ -96,6 +96,18 @@ def test_cli_writes_into_an_empty_folder_and_replaces_only_its_own_clip(
     assert proc.returncode == 2 and _snapshot(tmp_path) == before
 
 
+def test_the_current_folder_is_refused_even_when_empty(
+    user_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    for target in (".", empty, tmp_path):
+        with pytest.raises(media.ClipDirError):
+            media.preprocess_clip(user_folder / "a.mp4", target)
+    assert empty.is_dir() and not any(empty.iterdir())
+
+
 def test_a_video_path_as_target_is_refused(user_folder: Path) -> None:
     before = _snapshot(user_folder)
     with pytest.raises(media.ClipDirError, match="not a folder"):
