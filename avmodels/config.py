@@ -47,6 +47,28 @@ def check_config(config: dict, schema: dict) -> None:
     _check_references(config)
 
 
+LISTED = ("music", "ave", "kinetics_sounds")  # datasets whose clips come from public lists
+_NEEDS = {"youtube": ("lists",), "local": ("lists", "videos"), "csv": ("csv",)}
+_ONLY = {"lists": ("youtube", "local"), "videos": ("local",), "csv": ("csv",), "classes": ("csv",)}
+
+
+def _check_dataset(name: str, spec: dict) -> None:
+    """A dataset's source fits its name, and has the keys its source needs and no others."""
+    source, where = spec["source"], f"config error at datasets.{name}"
+    if source == "synthetic" and name != "synthetic_music":
+        raise ConfigError(f"{where}.source: only synthetic_music is synthetic")
+    if source in ("youtube", "local") and name not in LISTED:
+        raise ConfigError(f"{where}.source: {source} needs one of {', '.join(LISTED)}")
+    if source == "csv" and name in (*LISTED, "synthetic_music"):
+        raise ConfigError(f"{where}.source: csv datasets need a name of their own")
+    for key in _NEEDS.get(source, ()):
+        if not spec.get(key):
+            raise ConfigError(f"{where}.{key}: {source} datasets need {key}")
+    for key, sources in _ONLY.items():
+        if key in spec and source not in sources:
+            raise ConfigError(f"{where}.{key}: only for source {' or '.join(sources)}")
+
+
 def _check_references(config: dict) -> None:
     variants = config["variants"]
     for key in ("sweep_models",):
@@ -61,12 +83,7 @@ def _check_references(config: dict) -> None:
             if dataset not in config["datasets"]:
                 raise ConfigError(f"config error at tables.{table}: unknown dataset {dataset!r}")
     for name, spec in config["datasets"].items():
-        if spec["source"] == "youtube" and not spec.get("lists"):
-            raise ConfigError(f"config error at datasets.{name}.lists: youtube datasets need lists")
-        if spec["source"] == "synthetic" and name != "synthetic_music":
-            raise ConfigError(
-                f"config error at datasets.{name}.source: only synthetic_music is synthetic"
-            )
+        _check_dataset(name, spec)
     inputs = config["inputs"]
     if inputs["resize_size"] < inputs["image_size"]:
         raise ConfigError("config error at inputs.resize_size: smaller than inputs.image_size")

@@ -15,11 +15,20 @@ is in several splits stays in the highest-priority one (a test clip never reache
 and an ID repeated within a split is kept once. Every dropped row becomes an
 :class:`Exclusion` saying where the ID was kept.
 
-Times: MUSIC records are whole videos (``start = end = None``). AVE records take the event
-interval of the ID's first ``Annotations.txt`` row of the split's class (else its first row);
-these seconds are relative to the 10 s AVE video, not to the full YouTube upload. Kinetics-Sounds
-records take ``time_start``/``time_end`` of the ID's first annotation row with the split's label
-(else its first row), searching every ``annotations*`` file in the order given.
+Times: MUSIC records are whole videos (``start = end = None``). An AVE video is one 10 s
+AudioSet segment (Gemmeke et al., ICASSP 2017); the event times of ``Annotations.txt`` are
+seconds inside it, not inside the full YouTube upload. AVE records therefore take the segment's
+``start_seconds``/``end_seconds`` from AudioSet's segment lists (``segments*``: balanced,
+unbalanced and eval CSVs, searched in the order given); an ID in none of them is excluded.
+Without segment lists (``whole_videos=True``: a local copy of the AVE archive, whose videos are
+the segments) AVE records are whole videos. Kinetics-Sounds records take
+``time_start``/``time_end`` of the ID's first annotation row with the split's label (else its
+first row), searching every ``annotations*`` file in the order given.
+
+Malformed rows: the pinned lists must parse completely (any bad row stops with
+:class:`ListFormatError`); in the unpinned ones (Kinetics annotations, AudioSet segments) a row
+with a bad time is skipped with a warning, and an ID whose only rows are bad is excluded with
+that reason.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ NOT_IN_MUSIC = "not in MUSIC solo list"
 NOT_IN_AVE = "not in AVE annotations"
 EMPTY_AVE_EVENT = "empty event in AVE annotations (start >= end)"
 NOT_IN_KINETICS = "not in Kinetics annotations"
+NOT_IN_AUDIOSET = "not in AudioSet segment lists"
+BAD_TIME = "bad time in"
 RECORD_COLUMNS = ["clip_id", "dataset", "label", "youtube_id", "start", "end", "split"]
 EXCLUSION_COLUMNS = ["clip_id", "dataset", "split", "reason"]
 _ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -80,7 +91,8 @@ class ListSource:
 
 _PAPER = "https://raw.githubusercontent.com/YapengTian/AV-Robustness-CVPR21/master/data/"
 _K400 = "https://s3.amazonaws.com/kinetics/400/annotations/"
-# Kinetics-400 annotation CSVs are not pinned here: a study config must pin their sha256.
+_AUDIOSET = "https://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"
+# Kinetics-400 annotation CSVs and AudioSet segment lists have no published digest.
 LIST_SOURCES: dict[str, dict[str, ListSource]] = {
     "music": {
         "videos": ListSource(
@@ -114,6 +126,10 @@ LIST_SOURCES: dict[str, dict[str, ListSource]] = {
             _PAPER + "test_AVE.csv",
             "86ed9de5c4ac2c0b19ab4a45e7155263ecffc5b2cdbfee7152c52ab0b7c0ac8f",
         ),
+        # AudioSet publishes no digests: the run warns and records the sha256 it got.
+        "segments_balanced": ListSource(_AUDIOSET + "balanced_train_segments.csv", None),
+        "segments_unbalanced": ListSource(_AUDIOSET + "unbalanced_train_segments.csv", None),
+        "segments_eval": ListSource(_AUDIOSET + "eval_segments.csv", None),
     },
     "kinetics_sounds": {
         "train": ListSource(
@@ -289,20 +305,70 @@ def read_ave_annotations(path: str | Path) -> list[AveAnnotation]:
     return rows
 
 
-def iter_kinetics_annotations(path: str | Path) -> Iterator[KineticsAnnotation]:
-    """Rows of a Kinetics CSV: header ``label,youtube_id,time_start,time_end,split[,is_cc]``."""
+BadRow = Callable[[str, str], None]  # (youtube_id, "file:line: what") of a skipped row
+
+
+def _times(start: str | None, end: str | None) -> tuple[float, float] | None:
+    """(start, end) when both parse and ``0 <= start < end`` is finite, else None."""
+    try:
+        a, b = float(start), float(end)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return (a, b) if math.isfinite(b) and 0 <= a < b else None
+
+
+def iter_kinetics_annotations(
+    path: str | Path, on_bad: BadRow | None = None
+) -> Iterator[KineticsAnnotation]:
+    """Rows of a Kinetics CSV: header ``label,youtube_id,time_start,time_end,split[,is_cc]``.
+
+    A row with a bad time raises :class:`ListFormatError`, or, with ``on_bad``, is skipped
+    after ``on_bad(youtube_id, message)``.
+    """
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         missing = {"youtube_id", "time_start", "time_end"} - set(reader.fieldnames or ())
         if missing:
             raise ListFormatError(f"{path}: header lacks {sorted(missing)}")
         for row in reader:
-            try:
-                start, end = float(row["time_start"]), float(row["time_end"])
-            except (TypeError, ValueError) as err:
-                raise ListFormatError(f"{path}:{reader.line_num}: bad time in {row}") from err
+            times = _times(row["time_start"], row["time_end"])
+            if times is None:
+                message = f"{path}:{reader.line_num}: bad time in {row}"
+                if on_bad is None:
+                    raise ListFormatError(message)
+                on_bad(row["youtube_id"] or "", message)
+                continue
             label = row.get("label")
-            yield KineticsAnnotation(label, row["youtube_id"], start, end, row.get("split") or "")
+            yield KineticsAnnotation(label, row["youtube_id"], *times, row.get("split") or "")
+
+
+def read_audioset_segments(
+    path: str | Path, wanted: set[str] | None = None, on_bad: BadRow | None = None
+) -> dict[str, tuple[float, float]]:
+    """``{youtube_id: (start, end)}`` from an AudioSet segment CSV (first row of an ID).
+
+    Format: ``#`` comment lines, then ``YTID, start_seconds, end_seconds, "labels"``. Only IDs
+    in ``wanted`` are kept when given; a row with a bad time raises :class:`ListFormatError`,
+    or, with ``on_bad``, is skipped after ``on_bad(youtube_id, message)``.
+    """
+    out: dict[str, tuple[float, float]] = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, skipinitialspace=True)
+        for fields_ in reader:
+            if not fields_ or fields_[0].lstrip().startswith("#"):
+                continue
+            yid = fields_[0].strip()
+            if (wanted is not None and yid not in wanted) or yid in out:
+                continue
+            times = _times(*fields_[1:3]) if len(fields_) >= 3 else None
+            if times is None:
+                message = f"{path}:{reader.line_num}: bad time in {fields_}"
+                if on_bad is None:
+                    raise ListFormatError(message)
+                on_bad(yid, message)
+                continue
+            out[yid] = times
+    return out
 
 
 # ---------------------------------------------------------------- clip records
@@ -376,23 +442,45 @@ def _music_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
     return resolve
 
 
-def _ave_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
-    """Times of the ID's first annotation row of the split's class, else of its first row.
+class _BadRows:
+    """Skipped rows of unpinned lists: warned once each, kept per ID for the exclusion reason."""
 
-    The published file has an empty event (``0&0``); such a row is excluded.
-    """
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted, self.by_id = wanted, {}
+
+    def __call__(self, youtube_id: str, message: str) -> None:
+        level = logging.WARNING if youtube_id in self.wanted else logging.DEBUG
+        logger.log(level, "skipped: %s", message)
+        if youtube_id in self.wanted:
+            self.by_id.setdefault(youtube_id, f"{BAD_TIME} {message.split(': bad time', 1)[0]}")
+
+
+def _ave_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
+    """The ID's AudioSet segment (or the whole video without ``segments*`` lists); the label
+    is the split's. An ID whose annotation rows all have an empty event is excluded."""
     index: dict[str, list[AveAnnotation]] = {}
     for a in read_ave_annotations(lists["annotations"]):
         index.setdefault(a.youtube_id, []).append(a)
+    segment_lists = [name for name in lists if name.startswith("segments")]
+    segments: dict[str, tuple[float, float]] = {}
+    bad = _BadRows(wanted)
+    for name in segment_lists:
+        todo = wanted - set(segments)
+        found = read_audioset_segments(lists[name], todo, bad)
+        segments.update({k: v for k, v in found.items() if k not in segments})
 
     def resolve(row: SplitRow, split: str) -> ClipRecord | str:
         rows = index.get(row.youtube_id)
         if not rows:
             return NOT_IN_AVE
-        a = next((a for a in rows if AVE_CATEGORIES.get(a.category) == row.label), rows[0])
-        if a.start >= a.end:
+        if all(a.start >= a.end for a in rows):
             return EMPTY_AVE_EVENT
-        return ClipRecord("ave", row.label, row.youtube_id, a.start, a.end, split)
+        if not segment_lists:
+            return ClipRecord("ave", row.label, row.youtube_id, None, None, split)
+        if row.youtube_id not in segments:
+            return bad.by_id.get(row.youtube_id, NOT_IN_AUDIOSET)
+        start, end = segments[row.youtube_id]
+        return ClipRecord("ave", row.label, row.youtube_id, start, end, split)
 
     return resolve
 
@@ -401,15 +489,16 @@ def _kinetics_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
     """Times of the ID's first row with the split's label (``annotations*`` files searched in
     the given order; spaces in labels read as underscores), else of its first row."""
     index: dict[str, list[KineticsAnnotation]] = {}
+    bad = _BadRows(wanted)
     for name in (k for k in lists if k.startswith("annotations")):
-        for a in iter_kinetics_annotations(lists[name]):
+        for a in iter_kinetics_annotations(lists[name], bad):
             if a.youtube_id in wanted:
                 index.setdefault(a.youtube_id, []).append(a)
 
     def resolve(row: SplitRow, split: str) -> ClipRecord | str:
         rows = index.get(row.youtube_id)
         if not rows:
-            return NOT_IN_KINETICS
+            return bad.by_id.get(row.youtube_id, NOT_IN_KINETICS)
         same = (a for a in rows if (a.label or "").strip().replace(" ", "_") == row.label)
         a = next(same, rows[0])
         return ClipRecord("kinetics_sounds", row.label, row.youtube_id, a.start, a.end, split)
@@ -425,11 +514,13 @@ _REQUIRED = {
 }
 
 
-def _check_lists(dataset: str, lists: Mapping[str, Path]) -> None:
+def _check_lists(dataset: str, lists: Mapping[str, Path], whole_videos: bool) -> None:
     if dataset not in _RESOLVERS:
         raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(_RESOLVERS)}")
     missing = _REQUIRED[dataset] - set(lists)
     extra = set(lists) - set(LIST_SOURCES[dataset])
+    if dataset == "ave" and not whole_videos and not any(k.startswith("segments") for k in lists):
+        missing.add("segments* (AudioSet segment lists)")
     if dataset == "kinetics_sounds":
         extra = {k for k in extra if not k.startswith("annotations")}
         if not any(k.startswith("annotations") for k in lists):
@@ -442,17 +533,19 @@ def _check_lists(dataset: str, lists: Mapping[str, Path]) -> None:
 
 
 def records_with_exclusions(
-    dataset: str, lists: Mapping[str, str | Path]
+    dataset: str, lists: Mapping[str, str | Path], *, whole_videos: bool = False
 ) -> tuple[list[ClipRecord], list[Exclusion]]:
     """Records of the paper's splits for ``"music"``, ``"ave"`` or ``"kinetics_sounds"``.
 
     ``lists`` maps list names (the keys of ``LIST_SOURCES[dataset]``) to local files; for
-    Kinetics-Sounds every ``annotations*`` file given is searched. Returns the records grouped
+    Kinetics-Sounds every ``annotations*`` file given is searched, for AVE every ``segments*``
+    file (required unless ``whole_videos``: AVE videos held locally are already the segments).
+    Returns the records grouped
     by split (train, val, test; file order within a split) after the duplicate rule of this
     module's docstring, and one :class:`Exclusion` per dropped row.
     """
     lists = {k: Path(v) for k, v in lists.items()}
-    _check_lists(dataset, lists)
+    _check_lists(dataset, lists, whole_videos)
     rows = _split_rows(dataset, lists)
     wanted = {r.youtube_id for split_rows in rows.values() for r in split_rows}
     resolve = _RESOLVERS[dataset](lists, wanted)
@@ -477,9 +570,11 @@ def records_with_exclusions(
     return records, exclusions
 
 
-def records_for(dataset: str, lists: Mapping[str, str | Path]) -> list[ClipRecord]:
+def records_for(
+    dataset: str, lists: Mapping[str, str | Path], *, whole_videos: bool = False
+) -> list[ClipRecord]:
     """The records of :func:`records_with_exclusions`, without the exclusions."""
-    return records_with_exclusions(dataset, lists)[0]
+    return records_with_exclusions(dataset, lists, whole_videos=whole_videos)[0]
 
 
 # ---------------------------------------------------------------- CSV round trip
@@ -541,6 +636,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rec.add_argument("out", type=Path)
     rec.add_argument("--list", action="append", default=[], metavar="NAME=PATH", dest="lists")
     rec.add_argument("--exclusions", type=Path, help="also write the excluded rows here")
+    rec.add_argument(
+        "--whole-videos", action="store_true", help="AVE without segment lists (local copies)"
+    )
     fetch = sub.add_parser("fetch", help="download a list and verify its sha256")
     fetch.add_argument("url")
     fetch.add_argument("dest", type=Path)
@@ -554,7 +652,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if any("=" not in item for item in args.lists):
         parser.error("--list takes NAME=PATH")
     lists = dict(item.split("=", 1) for item in args.lists)
-    records, exclusions = records_with_exclusions(args.dataset, lists)
+    records, exclusions = records_with_exclusions(
+        args.dataset, lists, whole_videos=args.whole_videos
+    )
     write_records(args.out, records)
     if args.exclusions:
         write_exclusions(args.exclusions, exclusions)

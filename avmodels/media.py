@@ -24,12 +24,18 @@ Both streams are aligned to t = 0 (audio padded/trimmed by ``aresample``, frames
 ``fps:start_time``) and cut to their common duration. A clip directory is built in a temporary
 directory beside it and renamed into place at the end, so an existing directory with
 ``info.json`` is always complete.
+
+Nothing that preprocessing did not write is ever deleted or overwritten: the target must be
+absent, empty, or a clip folder (only the four files above); any other folder is refused with
+:class:`ClipDirError`. A full disk raises :class:`DiskFullError` (an ``OSError``), never a
+:class:`MediaError`, so no clip is recorded as bad for it. Every ffmpeg run has a timeout.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -40,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +75,10 @@ FORMAT_VERSION = 1
 REASONS = ("no audio", "no video", "too short", "undecodable")
 NOT_DOWNLOADED = "not downloaded"
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".3gp", ".mov", ".m4v", ".avi", ".flv", ".ogv")
+CLIP_FILES = frozenset({AUDIO_FILE, FRAMES_FILE, INDEX_FILE, INFO_FILE})
+PROBE_TIMEOUT = 300.0  # seconds for ``ffmpeg -i``
+DECODE_TIMEOUT = 1800.0  # seconds for decoding one clip
+SHORT_TOLERANCE = 0.5  # seconds a decode may fall short of the declared length unreported
 
 
 class MediaError(Exception):
@@ -80,11 +91,32 @@ class MediaError(Exception):
 
 @dataclass(frozen=True)
 class ClipInfo:
-    """What :func:`preprocess_clip` wrote: seconds, audio samples, frames."""
+    """What :func:`preprocess_clip` wrote: seconds, audio samples, frames.
+
+    ``declared`` is the length the source's container declares for the decoded range when
+    the decode fell short of it by more than ``SHORT_TOLERANCE`` s (a truncated file), else None.
+    """
 
     duration: float
     num_samples: int
     num_frames: int
+    declared: float | None = None
+
+
+class ClipDirError(ValueError):
+    """The output folder holds files preprocessing did not write; nothing was touched."""
+
+
+class DiskFullError(OSError):
+    """No space left for a clip; the clip is not bad and nothing is recorded for it."""
+
+    def __init__(self, where: str | Path) -> None:
+        super().__init__(errno.ENOSPC, "no space left on device", str(where))
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for an error caused by a full disk (or an exhausted quota)."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -197,7 +229,13 @@ def probe(path: str | Path) -> SourceInfo:
     if not path.is_file():
         raise FileNotFoundError(path)
     cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-i", _input_url(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=300)
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        detail = f"ffmpeg -i timed out after {PROBE_TIMEOUT:.0f} s"
+        raise MediaError("undecodable", detail) from None
     return parse_probe(proc.stderr)
 
 
@@ -205,7 +243,12 @@ def decoded_duration(path: str | Path, timeout: float = 300) -> float:
     """Seconds of media that actually decode from ``path`` (catches truncated files)."""
     cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-nostats"]
     cmd += ["-i", _input_url(Path(path)), "-progress", "pipe:1", "-f", "null", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout)
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, errors="replace", timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise MediaError("undecodable", f"decoding timed out after {timeout:.0f} s") from None
     times = re.findall(r"^out_time_us=(\d+)$", proc.stdout, flags=re.M)
     if proc.returncode != 0 or not times:
         lines = proc.stderr.strip().splitlines()
@@ -233,6 +276,7 @@ def _decode(
     end: float | None,
     max_short_side: int,
     jpeg_quality: int,
+    timeout: float,
 ) -> np.ndarray:
     """One ffmpeg run: frames to ``jpg_dir/%06d.jpg``, mono float32 audio returned."""
     seek: dict[str, float] = {}
@@ -256,13 +300,19 @@ def _decode(
         .filter("setsar", 1)
         .output(pattern, format="image2", start_number=0, **{"q:v": jpeg_quality})
     )
-    cmd = ffmpeg.merge_outputs(audio, frames).global_args("-nostdin", "-v", "error")
+    graph = ffmpeg.merge_outputs(audio, frames).global_args("-nostdin", "-v", "error")
+    cmd = graph.compile(cmd=ensure_ffmpeg())
     try:
-        out, _ = cmd.run(cmd=ensure_ffmpeg(), capture_stdout=True, capture_stderr=True)
-    except ffmpeg.Error as err:
-        lines = err.stderr.decode(errors="replace").strip().splitlines()
-        raise MediaError("undecodable", lines[-1] if lines else "ffmpeg failed") from None
-    return np.frombuffer(out, dtype="<f4")
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MediaError("undecodable", f"decoding timed out after {timeout:.0f} s") from None
+    if proc.returncode != 0:
+        text = proc.stderr.decode(errors="replace")
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            raise DiskFullError(jpg_dir)
+        lines = text.strip().splitlines()
+        raise MediaError("undecodable", lines[-1] if lines else "ffmpeg failed")
+    return np.frombuffer(proc.stdout, dtype="<f4")
 
 
 def _write_synced(path: Path, data: bytes) -> None:
@@ -282,16 +332,52 @@ def _pack_frames(jpgs: Sequence[Path], tmp: Path) -> None:
     _write_synced(tmp / INDEX_FILE, offsets.astype("<i8").tobytes())
 
 
+def is_own_clip_dir(path: str | Path) -> bool:
+    """True when ``path`` holds only clip files and an ``info.json`` that this module wrote."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    names = {p.name for p in path.iterdir()}
+    if INFO_FILE not in names or not names <= CLIP_FILES:
+        return False
+    try:
+        meta = json.loads((path / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and {"format_version", "num_frames", "source"} <= set(meta)
+
+
+def check_target(out_dir: str | Path) -> None:
+    """Raise :class:`ClipDirError` unless ``out_dir`` is absent, empty or a clip folder."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise ClipDirError(f"{out_dir}: exists and is not a folder; refused")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_own_clip_dir(out_dir):
+        raise ClipDirError(f"{out_dir}: not empty and not a clip folder; refused, nothing changed")
+
+
+def _remove_clip(old: Path) -> None:
+    """Delete a replaced clip folder file by file (only clip files; the folder if then empty)."""
+    for name in CLIP_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (old / name).unlink()
+    try:
+        old.rmdir()
+    except OSError as err:
+        logger.warning("left %s in place: %s", old, err)
+
+
 def _commit(tmp: Path, out_dir: Path) -> None:
-    """Rename the finished ``tmp`` onto ``out_dir``, replacing an older clip if any."""
+    """Rename the finished ``tmp`` onto ``out_dir`` (absent or empty, or a clip it replaces)."""
     olds = []
     for _ in range(3):
         try:
-            os.rename(tmp, out_dir)
+            os.rename(tmp, out_dir)  # replaces an empty folder, fails on a non-empty one
             break
         except OSError:
             if not out_dir.exists():
                 raise
+        check_target(out_dir)  # something may have appeared since the first check
         old = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.old")
         with contextlib.suppress(FileNotFoundError):  # another process may have moved it
             os.rename(out_dir, old)
@@ -300,7 +386,7 @@ def _commit(tmp: Path, out_dir: Path) -> None:
         raise OSError(f"could not move {tmp} to {out_dir}")
     for old in olds:
         logger.info("replaced %s", out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_clip(old)
 
 
 def preprocess_clip(
@@ -312,16 +398,26 @@ def preprocess_clip(
     max_short_side: int = MAX_SHORT_SIDE,
     min_duration: float = MIN_DURATION,
     jpeg_quality: int = JPEG_QUALITY,
+    timeout: float = DECODE_TIMEOUT,
 ) -> ClipInfo:
     """Decode ``video_path`` (optionally only [start, end) s) into the clip directory ``out_dir``.
 
     Any container, frame rate, channel layout, sample rate and size ffmpeg reads works.
     Raises :class:`MediaError` with reason "no audio", "no video", "too short" (common
-    duration below ``min_duration`` s) or "undecodable"; ``out_dir`` is then left untouched.
+    duration below ``min_duration`` s) or "undecodable" (also when ffmpeg runs past
+    ``timeout`` s), :class:`DiskFullError` when the disk is full, and :class:`ClipDirError`
+    when ``out_dir`` exists and is neither empty nor a clip folder; ``out_dir`` is then left
+    untouched. A finished clip folder at ``out_dir`` is replaced; nothing else is deleted.
+    A decode shorter than the container declares is logged and returned as ``declared``.
     """
-    video, out_dir = Path(video_path), Path(out_dir)
+    video = Path(video_path)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and ".." name real folders
     if start is not None and start < 0 or end is not None and end <= (start or 0.0):
         raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
+    check_target(out_dir)
+    cwd = Path.cwd().resolve()
+    if out_dir.resolve() in (cwd, *cwd.parents):
+        raise ClipDirError(f"{out_dir}: the current folder or one above it; refused")
     src = probe(video)
     if src.video_index is None and src.audio_index is None:
         raise MediaError("undecodable", "no audio or video stream")
@@ -329,14 +425,19 @@ def preprocess_clip(
         raise MediaError("no video")
     if src.audio_index is None:
         raise MediaError("no audio")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DiskFullError(out_dir.parent) if is_disk_full(err) else err from err
     tmp = out_dir.with_name(f".{out_dir.name}.{uuid.uuid4().hex}.tmp")
     try:
         (tmp / "jpg").mkdir(parents=True)
         # the header's duration tells "too short" from "undecodable" when nothing decodes
         short = src.duration is not None and src.duration - (start or 0) < min_duration
         try:
-            samples = _decode(video, tmp / "jpg", src, start, end, max_short_side, jpeg_quality)
+            samples = _decode(
+                video, tmp / "jpg", src, start, end, max_short_side, jpeg_quality, timeout
+            )
         except MediaError as err:
             raise MediaError("too short" if short else err.reason, err.detail) from None
         jpgs = sorted((tmp / "jpg").iterdir())
@@ -345,10 +446,16 @@ def preprocess_clip(
             raise MediaError("undecodable", "no audio samples or no frames decoded")
         if duration < min_duration or duration == 0:
             raise MediaError("too short", f"{duration:.3f} s decoded, minimum {min_duration} s")
+        declared = _declared_length(src, start, end)
+        if declared is not None and duration < declared - SHORT_TOLERANCE:
+            logger.warning("%s: decoded %.2f s of %.2f s declared", video, duration, declared)
+        else:
+            declared = None
         info = ClipInfo(
             duration=duration,
             num_samples=round(duration * SAMPLE_RATE),
             num_frames=min(len(jpgs), math.ceil(duration * FPS - 1e-6)),
+            declared=declared,
         )
         wav = io.BytesIO()
         audio = np.clip(samples[: info.num_samples], -1.0, 1.0)
@@ -365,16 +472,27 @@ def preprocess_clip(
             "width": width,
             "start": start,
             "end": end,
+            "declared_duration": declared,
             "source": {**asdict(src), "path": str(video)},
             "format_version": FORMAT_VERSION,
         }
         _write_synced(tmp / INFO_FILE, json.dumps(meta, indent=1).encode())
         _commit(tmp, out_dir)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(err) and not isinstance(err, DiskFullError):
+            raise DiskFullError(out_dir.parent) from err
         raise
     logger.debug("%s -> %s: %s", video, out_dir, info)
     return info
+
+
+def _declared_length(src: SourceInfo, start: float | None, end: float | None) -> float | None:
+    """Seconds the container declares for [start, end), None when it declares no length."""
+    if src.duration is None:
+        return None
+    stop = src.duration if end is None else min(end, src.duration)
+    return max(0.0, stop - (start or 0.0))
 
 
 # ---------------------------------------------------------------- reading clips
@@ -488,7 +606,8 @@ def preprocess_many(
     """Preprocess clips into ``out_root/<clip_id>``; never stops on a bad clip.
 
     ``items`` are video paths (clip id = file stem) or records with ``clip_id``, ``dataset``,
-    ``label``, ``split`` whose video is ``video_dir/<clip_id>.<ext>`` (as downloaded by
+    ``label``, ``split`` whose video is their ``video`` attribute if they have one
+    (``avmodels.local.LocalClip``), else ``video_dir/<clip_id>.<ext>`` (as downloaded by
     :func:`avmodels.download.download_shard`). ``trim=True`` cuts each record's
     ``start``/``end`` from its video (for uncut sources; downloads are already cut).
     ``classes`` gives ``label_index`` (default: ``avmodels.classes.CLASSES[dataset]``, the
@@ -502,15 +621,20 @@ def preprocess_many(
 
     items, out_root = list(items), Path(out_root)
     class_index = _class_index(items, classes)
+    stop = threading.Event()  # set by a full disk: the clips still queued are not started
 
     def one(item: ClipLike | str | Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         if isinstance(item, str | Path):
             video, clip_id = Path(item), Path(item).stem
         else:
             clip_id = item.clip_id
-            video = find_video(video_dir, clip_id) if video_dir is not None else None
+            video = getattr(item, "video", None)
+            if video is None and video_dir is not None:
+                video = find_video(video_dir, clip_id)
         clip_dir = out_root / clip_id
         reason = None
+        if stop.is_set():
+            raise DiskFullError(out_root)
         if is_clip_dir(clip_dir):
             pass
         elif video is None or not video.is_file():
@@ -519,6 +643,9 @@ def preprocess_many(
             times = (getattr(item, "start", None), getattr(item, "end", None)) if trim else ()
             try:
                 preprocess_clip(video, clip_dir, *times, **options)
+            except DiskFullError:
+                stop.set()
+                raise
             except MediaError as err:
                 reason = err.reason
                 logger.info("%s excluded: %s %s", clip_id, err.reason, err.detail)
@@ -544,7 +671,11 @@ def preprocess_many(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avmodels.media preprocess VIDEO OUT_DIR [--start S --end E]``."""
+    """``python -m avmodels.media preprocess VIDEO OUT_DIR [--start S --end E]``.
+
+    Exit status 1: the video cannot become a clip; 2: OUT_DIR holds other files (refused,
+    nothing changed); 3: the disk is full. Each prints one line to stderr.
+    """
     parser = argparse.ArgumentParser(prog="python -m avmodels.media")
     sub = parser.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("preprocess", help="decode a video into a clip directory")
@@ -569,9 +700,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = err.reason if isinstance(err, MediaError) else "no such file"
         print(f"{args.video}: {reason}", file=sys.stderr)
         return 1
+    except ClipDirError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        print(f"{args.out_dir}: no space left on device; nothing written", file=sys.stderr)
+        return 3
+    short = "" if info.declared is None else f" (source declares {info.declared:.3f} s)"
     print(
         f"{args.out_dir}: duration {info.duration:.3f} s, "
-        f"{info.num_samples} samples, {info.num_frames} frames"
+        f"{info.num_samples} samples, {info.num_frames} frames{short}"
     )
     return 0
 

@@ -330,7 +330,9 @@ def encode_mp4(
             "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
             str(partial),
         ]  # fmt: skip
-        proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=False)
+        proc = subprocess.run(
+            cmd, input=frames.tobytes(), capture_output=True, check=False, timeout=600
+        )
     if proc.returncode != 0:
         partial.unlink(missing_ok=True)
         raise RuntimeError(f"ffmpeg failed on {path.name}: {proc.stderr.decode().strip()}")

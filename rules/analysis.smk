@@ -40,6 +40,7 @@ rule embeddings:
         analysis=config["analysis"],
         paper_budget=plan.attack_settings(config)["paper_budget"],
         inputs=config["inputs"],
+        classes=dataset_classes,
         code=code("embeddings"),
     script:
         "../workflow_scripts/embeddings.py"

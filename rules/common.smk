@@ -12,7 +12,9 @@ os.environ.update(
 )
 
 from avmodels import plan
-from avmodels.config import check_config, load_schema
+from avmodels.classes import class_names
+from avmodels.config import ConfigError, check_config, load_schema
+from avmodels.local import csv_classes
 from avmodels.jobs import failed_attempts
 from avmodels.provenance import rule_code_hash, table_code_hash
 
@@ -23,6 +25,11 @@ check_config(
 DATASETS = plan.datasets(config)
 SYNTHETIC = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
 YOUTUBE = [d for d in DATASETS if config["datasets"][d]["source"] == "youtube"]
+LOCAL = [d for d in DATASETS if config["datasets"][d]["source"] == "local"]
+OWN = [d for d in DATASETS if config["datasets"][d]["source"] == "csv"]
+for _ds in OWN:
+    if not Path(config["datasets"][_ds]["csv"]).is_file():
+        raise ConfigError(f"config error at datasets.{_ds}.csv: no such file")
 SPLITS = ["train", "val", "test"]
 EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
 
@@ -56,6 +63,33 @@ def table_code(wildcards):
 
 def dataset_setting(wildcards, key, default=None):
     return config["datasets"][wildcards.dataset].get(key, default)
+
+
+def dataset_classes(wildcards):
+    """Class names in index order: the paper's, or an own dataset's (config or its CSV)."""
+    spec = config["datasets"][wildcards.dataset]
+    if spec["source"] == "csv":
+        return list(spec.get("classes") or csv_classes(spec["csv"]))
+    return list(class_names(wildcards.dataset))
+
+
+def list_exclusion_files(wildcards):
+    """Rows dropped before preprocessing: list rows, and videos not found locally."""
+    ds = wildcards.dataset
+    files = [] if ds in OWN else [f"resources/{ds}/list_exclusions.csv"]
+    return files + ([f"resources/{ds}/missing.csv"] if ds in LOCAL + OWN else [])
+
+
+def records_file(wildcards):
+    ds = wildcards.dataset
+    return f"resources/{ds}/{'sources' if ds in LOCAL + OWN else 'records'}.csv"
+
+
+def failure_files(wildcards):
+    """Download failures (none for clips the user holds)."""
+    if wildcards.dataset in LOCAL + OWN:
+        return []
+    return shard_outputs(wildcards, "failures")
 
 
 def list_files(wildcards):

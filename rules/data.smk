@@ -23,14 +23,55 @@ rule list_records:
     log:
         "logs/{dataset}/list_records.log",
     wildcard_constraints:
-        dataset=alternatives(YOUTUBE),
+        dataset=alternatives(YOUTUBE + LOCAL),
     localrule: True
     conda:
         "../envs/avmodels.yaml"
     params:
+        whole_videos=lambda wc: wc.dataset in LOCAL,
         code=code("list_records"),
     script:
         "../workflow_scripts/list_records.py"
+
+
+rule local_sources:
+    input:
+        records="resources/{dataset}/records.csv",
+    output:
+        sources="resources/{dataset}/sources.csv",
+        missing="resources/{dataset}/missing.csv",
+    log:
+        "logs/{dataset}/local_sources.log",
+    wildcard_constraints:
+        dataset=alternatives(LOCAL),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    params:
+        videos=lambda wc: dataset_setting(wc, "videos"),
+        code=code("local_sources"),
+    script:
+        "../workflow_scripts/local_sources.py"
+
+
+rule own_sources:
+    input:
+        csv=lambda wc: dataset_setting(wc, "csv"),
+    output:
+        sources="resources/{dataset}/sources.csv",
+        missing="resources/{dataset}/missing.csv",
+    log:
+        "logs/{dataset}/own_sources.log",
+    wildcard_constraints:
+        dataset=alternatives(OWN),
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    params:
+        classes=dataset_classes,
+        code=code("own_sources"),
+    script:
+        "../workflow_scripts/own_sources.py"
 
 
 rule synthesize:
@@ -86,24 +127,50 @@ rule preprocess:
         exclusions="resources/{dataset}/exclusions/shard{shard}.csv",
     log:
         "logs/{dataset}/preprocess/shard{shard}.log",
+    wildcard_constraints:
+        dataset=alternatives(SYNTHETIC + YOUTUBE),
     conda:
         "../envs/avmodels.yaml"
     threads: 4
     params:
         shards=lambda wc: dataset_setting(wc, "shards", 1),
         frame_short_side=config["inputs"].get("frame_short_side", 256),
+        classes=dataset_classes,
         code=code("preprocess"),
     script:
         "../workflow_scripts/preprocess.py"
 
 
+rule preprocess_local:
+    input:
+        sources="resources/{dataset}/sources.csv",
+    output:
+        clips=directory("resources/{dataset}/clips/shard{shard}"),
+        manifest="resources/{dataset}/manifests/shard{shard}.csv",
+        exclusions="resources/{dataset}/exclusions/shard{shard}.csv",
+    log:
+        "logs/{dataset}/preprocess/shard{shard}.log",
+    wildcard_constraints:
+        dataset=alternatives(LOCAL + OWN),
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 4
+    params:
+        shards=lambda wc: dataset_setting(wc, "shards", 1),
+        frame_short_side=config["inputs"].get("frame_short_side", 256),
+        classes=dataset_classes,
+        code=code("preprocess_local"),
+    script:
+        "../workflow_scripts/preprocess_local.py"
+
+
 rule manifest:
     input:
-        records="resources/{dataset}/records.csv",
-        list_exclusions="resources/{dataset}/list_exclusions.csv",
+        records=records_file,
+        list_exclusions=list_exclusion_files,
         manifests=lambda wc: shard_outputs(wc, "manifests"),
         exclusions=lambda wc: shard_outputs(wc, "exclusions"),
-        failures=lambda wc: shard_outputs(wc, "failures"),
+        failures=failure_files,
     output:
         train="results/{dataset}/data/manifest_train.csv",
         val="results/{dataset}/data/manifest_val.csv",

@@ -17,6 +17,7 @@ rule train:
         settings=train_settings,
         inputs=config["inputs"],
         seed=config["seed"],
+        classes=dataset_classes,
         code=code("train"),
     script:
         "../workflow_scripts/train.py"

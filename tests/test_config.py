@@ -43,6 +43,17 @@ def _broken(config: dict, edit: str) -> dict:
         config["evaluation"]["table_budgets"]["multi"] = -0.006
     elif edit == "unknown variant in a list":
         config["evaluation"]["sweep_models"] = ["concat", "nope"]
+    elif edit == "dataset name not an identifier":
+        config["datasets"]["my set"] = {"source": "csv", "csv": "x.csv"}
+    elif edit == "local without videos":
+        config["datasets"]["ave"] = {"source": "local", "lists": {}}
+    elif edit == "local source of an unlisted dataset":
+        config["datasets"]["birds"] = {"source": "local", "videos": "v", "lists": {}}
+    elif edit == "own csv under a paper name":
+        config["datasets"]["music"] = {"source": "csv", "csv": "x.csv"}
+    elif edit == "csv key on a youtube dataset":
+        lists = {"test": {"url": "file:///t.csv", "sha256": None}}
+        config["datasets"]["music"] = {"source": "youtube", "lists": lists, "csv": "x.csv"}
     return config
 
 
@@ -52,7 +63,22 @@ CASES = {
     "unknown fusion": "variants.concat.arch: 'concatenate' is not one of",
     "negative budget": "evaluation.table_budgets.multi: -0.006",
     "unknown variant in a list": "evaluation.sweep_models: 'nope' is not a variant",
+    "dataset name not an identifier": "datasets: 'my set' does not match",
+    "local without videos": "datasets.ave.lists: local datasets need lists",
+    "local source of an unlisted dataset": "datasets.birds.source: local needs one of music",
+    "own csv under a paper name": "datasets.music.source: csv datasets need a name of their own",
+    "csv key on a youtube dataset": "datasets.music.csv: only for source csv",
 }
+
+
+def test_own_dataset_config_is_valid(repo_dir: Path, schema: dict) -> None:
+    config = _load(repo_dir, "config/tiny.yaml")
+    config["datasets"]["my_sounds"] = {"source": "csv", "csv": "clips.csv", "classes": ["a", "b"]}
+    config["datasets"]["ave"] = {"source": "local", "videos": "AVE", "lists": {}}
+    with pytest.raises(ConfigError, match="ave.lists"):
+        check_config(config, schema)
+    config["datasets"]["ave"]["lists"] = {"test": {"url": "file:///t.csv", "sha256": None}}
+    check_config(config, schema)
 
 
 @pytest.mark.parametrize("edit", list(CASES))

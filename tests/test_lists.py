@@ -21,14 +21,18 @@ from avmodels.lists import (
     AVE_CATEGORIES,
     EMPTY_AVE_EVENT,
     LIST_SOURCES,
+    NOT_IN_AUDIOSET,
     NOT_IN_KINETICS,
     NOT_IN_MUSIC,
     RECORD_COLUMNS,
     SPLITS,
     ClipRecord,
     ListChecksumError,
+    ListFormatError,
     fetch_list,
+    iter_kinetics_annotations,
     main,
+    read_audioset_segments,
     read_ave_annotations,
     read_exclusions,
     read_music_videos,
@@ -70,6 +74,39 @@ def expected_after_rule(raw: dict[str, list[tuple[str, str]]]) -> dict[str, set[
     val = {i for _, i in raw["val"]} - test
     train = {i for _, i in raw["train"]} - test - val
     return {"train": train, "val": val, "test": test}
+
+
+AUDIOSET_HEADER = (
+    "# Segments csv created Sun Mar  5 10:54:31 2017\n"
+    "# num_ytids=3, num_segs=3, num_unique_labels=527, num_positive_labels=7\n"
+    "# YTID, start_seconds, end_seconds, positive_labels\n"
+)
+
+
+def segment_of(youtube_id: str) -> tuple[float, float]:
+    """A made-up AudioSet segment per ID: start a multiple of 10 s from the ID's digest."""
+    start = 10.0 * (hashlib.sha256(youtube_id.encode()).digest()[0] % 30)
+    return start, start + 10.0
+
+
+@pytest.fixture(scope="module")
+def ave_lists(lists_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The real AVE lists plus AudioSet-format segment lists of their IDs, spread over the
+    three files; the first two test IDs are in none, the third has only a malformed row."""
+    lists = split_lists(lists_dir, "ave")
+    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
+    test_ids = [i for _, i in raw_split(lists["test"])]
+    ids = sorted({i for s in SPLITS for _, i in raw_split(lists[s])} - set(test_ids[:3]))
+    root = tmp_path_factory.mktemp("audioset")
+    for k, name in enumerate(["balanced_train", "unbalanced_train", "eval"]):
+        rows = [f'{i}, {segment_of(i)[0]:.3f}, {segment_of(i)[1]:.3f}, "/m/0x,/t/dd"' for i in ids]
+        rows = rows[k::3]
+        if name == "eval":
+            rows.insert(0, f'{test_ids[2]}, 30.000, 20.000, "/m/0x"')
+        path = root / f"{name}_segments.csv"
+        path.write_text(AUDIOSET_HEADER + "\n".join(rows) + "\n")
+        lists[f"segments_{name.split('_')[0]}"] = path
+    return lists
 
 
 def ids_by_split(records: list[ClipRecord]) -> dict[str, list[str]]:
@@ -169,9 +206,8 @@ def test_music_records_outside_solo_list_are_excluded(lists_dir: Path, tmp_path:
     assert first_id not in {r.youtube_id for r in records}
 
 
-def test_ave_records_duplicate_rule(lists_dir: Path) -> None:
-    lists = split_lists(lists_dir, "ave")
-    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
+def test_ave_records_duplicate_rule(ave_lists: dict[str, Path]) -> None:
+    lists = ave_lists
     records, exclusions = records_with_exclusions("ave", lists)
     raw = {s: raw_split(lists[s]) for s in SPLITS}
     with open(lists["annotations"]) as f:
@@ -180,31 +216,50 @@ def test_ave_records_duplicate_rule(lists_dir: Path) -> None:
     for a in ann:
         times.setdefault(a[1], set()).add((float(a[3]), float(a[4])))
     empty = {i for i, ranges in times.items() if all(s >= e for s, e in ranges)}
-    expected = {s: ids - empty for s, ids in expected_after_rule(raw).items()}
+    missing = [i for _, i in raw["test"][:3]]
+    expected = {s: ids - empty - set(missing) for s, ids in expected_after_rule(raw).items()}
     got = ids_by_split(records)
     # each ID once, in exactly the split the rule gives, and never in two splits
     assert {s: len(got[s]) for s in SPLITS} == {s: len(expected[s]) for s in SPLITS}
     assert {s: set(got[s]) for s in SPLITS} == expected
     assert len({r.youtube_id for r in records}) == len(records)
     assert len({r.clip_id for r in records}) == len(records)
-    # the test split is untouched; every dropped row is accounted for
-    assert len(got["test"]) == len(raw["test"])
+    # the test split loses only the IDs without a segment; every dropped row is accounted for
+    assert len(got["test"]) == len(raw["test"]) - 3
     assert len(records) + len(exclusions) == sum(len(rows) for rows in raw.values())
     kept_in = {r.youtube_id: r.split for r in records}
+    reasons = {e.clip_id: e.reason for e in exclusions if e.split == "test"}
+    assert [reasons[i] for i in missing[:2]] == [NOT_IN_AUDIOSET] * 2
+    assert reasons[missing[2]].startswith(f"bad time in {lists['segments_eval']}:4")
     for e in exclusions:
         if e.clip_id in empty:
             assert e.reason == EMPTY_AVE_EVENT
-        else:
+        elif e.clip_id not in missing:
             assert e.reason == f"duplicate: kept in {kept_in[e.clip_id.rsplit('_', 2)[0]]}"
-    # times: an annotation row of the same category
+    # the range is the whole AudioSet segment, not the event inside it
     for r in records:
-        same = {
-            (float(a[3]), float(a[4]))
-            for a in ann
-            if a[1] == r.youtube_id and AVE_CATEGORIES[a[0]] == r.label
-        }
-        assert (r.start, r.end) in (same or times[r.youtube_id])
+        assert (r.start, r.end) == segment_of(r.youtube_id)
         assert r.clip_id == f"{r.youtube_id}_{round(r.start * 1000):07d}_{round(r.end * 1000):07d}"
+
+
+def test_ave_whole_videos_without_segment_lists(ave_lists: dict[str, Path]) -> None:
+    lists = {k: v for k, v in ave_lists.items() if not k.startswith("segments")}
+    with pytest.raises(ValueError, match="segments"):
+        records_for("ave", lists)
+    records = records_for("ave", lists, whole_videos=True)
+    assert records and all(r.start is None and r.clip_id == r.youtube_id for r in records)
+    assert len(records) == len(records_for("ave", ave_lists)) + 3
+
+
+def test_audioset_segments(ave_lists: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "seg.csv"
+    path.write_text(AUDIOSET_HEADER + 'aaa, 1.5, 11.5, "/m/0x"\nbbb, x, 10.0, "/m/0y"\n')
+    assert read_audioset_segments(path, {"aaa"}) == {"aaa": (1.5, 11.5)}
+    with pytest.raises(ListFormatError, match=r"seg.csv:5: bad time"):
+        read_audioset_segments(path)
+    skipped: list[tuple[str, str]] = []
+    got = read_audioset_segments(path, on_bad=lambda i, m: skipped.append((i, m)))
+    assert got == {"aaa": (1.5, 11.5)} and [i for i, _ in skipped] == ["bbb"]
 
 
 def test_records_need_their_lists(lists_dir: Path) -> None:
@@ -269,6 +324,31 @@ def test_kinetics_join(lists_dir: Path, tmp_path: Path) -> None:
     }
 
 
+def test_kinetics_bad_time_row_is_excluded_not_fatal(
+    lists_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lists = split_lists(lists_dir, "kinetics_sounds")
+    (l0, i0), (l1, i1), (l2, i2) = raw_split(lists["test"])[:3]
+    path = tmp_path / "k400.csv"
+    path.write_text(
+        "label,youtube_id,time_start,time_end,split,is_cc\n"
+        f"{l0},{i0},12,22,test,0\n"
+        f"{l1},{i1},abc,10,test,0\n"  # only a bad row: excluded with its reason
+        f"{l2},{i2},,,test,0\n"  # a bad row, then a good one: the good one is used
+        f"{l2},{i2},4,14,test,0\n"
+    )
+    with pytest.raises(ListFormatError, match="k400.csv:3: bad time"):
+        list(iter_kinetics_annotations(path))
+    lists["annotations_test"] = path
+    with caplog.at_level(logging.WARNING):
+        records, exclusions = records_with_exclusions("kinetics_sounds", lists)
+    times = {r.youtube_id: (r.start, r.end) for r in records}
+    assert times == {i0: (12.0, 22.0), i2: (4.0, 14.0)}
+    reason = {e.clip_id: e.reason for e in exclusions}[i1]
+    assert reason == f"bad time in {path}:3"
+    assert "skipped" in caplog.text and "abc" in caplog.text
+
+
 # ---------------------------------------------------------------- records: ids, CSV, CLI
 
 
@@ -289,10 +369,8 @@ def test_clip_record_validation() -> None:
             ClipRecord(**{**fields, "split": "test", **bad})
 
 
-def test_records_csv_round_trip(lists_dir: Path, tmp_path: Path) -> None:
-    lists = split_lists(lists_dir, "ave")
-    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
-    records = records_for("ave", lists) + [
+def test_records_csv_round_trip(ave_lists: dict[str, Path], tmp_path: Path) -> None:
+    records = records_for("ave", ave_lists) + [
         ClipRecord("kinetics_sounds", "tickling", "q-_1", 0.1 + 0.2, 10.000000000000002, "val"),
         ClipRecord("music", "erhu, two strings", "q-_2", None, None, "train"),
     ]
@@ -314,9 +392,10 @@ def test_label_index_follows_class_order() -> None:
         label_index("vggsound", "dog")
 
 
-def test_cli_records(lists_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    lists = split_lists(lists_dir, "ave")
-    lists["annotations"] = lists_dir / "ave" / "Annotations.txt"
+def test_cli_records(
+    ave_lists: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    lists = ave_lists
     out, excl = tmp_path / "ave.csv", tmp_path / "ave_excluded.csv"
     args = ["records", "ave", str(out), "--exclusions", str(excl)]
     for name, path in lists.items():
@@ -340,7 +419,10 @@ def test_list_sources_pin_the_published_files(lists_dir: Path) -> None:
         for name, source in sources.items():
             assert source.url.startswith("https://")
             if source.sha256 is None:
-                assert dataset == "kinetics_sounds" and name.startswith("annotations")
+                assert (dataset, name.split("_")[0]) in {
+                    ("kinetics_sounds", "annotations"),
+                    ("ave", "segments"),
+                }
                 continue
             path = local[source.url.rsplit("/", 1)[1]]
             assert sha256_file(path) == source.sha256

@@ -5,7 +5,6 @@ As the authors (Figs. 10/11): the attack and budget of ``analysis.tsne_attack`` 
 """
 
 from avmodels.analysis_arrays import save_tsne_npz
-from avmodels.classes import class_names
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import feature_sets, tsne_streams
 from avmodels.jobs import job
@@ -29,6 +28,4 @@ with job(snakemake):
             resize_size=inputs["resize_size"],
         )
         features[name] = {k: v.numpy() for k, v in tsne_streams(sets).items()}
-    save_tsne_npz(
-        snakemake.output[0], features, labels.numpy(), class_names(snakemake.wildcards.dataset)
-    )
+    save_tsne_npz(snakemake.output[0], features, labels.numpy(), snakemake.params.classes)

@@ -5,7 +5,9 @@ from avmodels.lists import records_with_exclusions, write_exclusions, write_reco
 
 with job(snakemake) as log:
     lists = {name: path for name, path in snakemake.input.items()}
-    records, excluded = records_with_exclusions(snakemake.wildcards.dataset, lists)
+    records, excluded = records_with_exclusions(
+        snakemake.wildcards.dataset, lists, whole_videos=snakemake.params.whole_videos
+    )
     write_records(snakemake.output.records, records)
     write_exclusions(snakemake.output.exclusions, excluded)
     log.info("%d records, %d excluded", len(records), len(excluded))

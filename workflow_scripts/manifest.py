@@ -6,7 +6,7 @@ from avmodels.manifests import merge_manifests
 with job(snakemake) as log:
     counts = merge_manifests(
         manifests=snakemake.input.manifests,
-        exclusions=[snakemake.input.list_exclusions, *snakemake.input.exclusions],
+        exclusions=[*snakemake.input.list_exclusions, *snakemake.input.exclusions],
         failures=snakemake.input.failures,
         outputs={split: snakemake.output[split] for split in ("train", "val", "test")},
         exclusions_out=snakemake.output.exclusions,

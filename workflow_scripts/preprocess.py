@@ -2,25 +2,28 @@
 
 import pandas as pd
 
-from avmodels.classes import class_names
 from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
 from avmodels.jobs import job
 from avmodels.lists import read_records, shard_records
-from avmodels.media import preprocess_many
+from avmodels.media import DiskFullError, preprocess_many
 
 wc = snakemake.wildcards
 with job(snakemake) as log:
     records = shard_records(
         read_records(snakemake.input.records), int(wc.shard), snakemake.params.shards
     )
-    rows, excluded = preprocess_many(
-        records,
-        snakemake.output.clips,
-        video_dir=snakemake.input.videos,
-        classes=class_names(wc.dataset),
-        max_short_side=snakemake.params.frame_short_side,
-        workers=snakemake.threads,
-    )
+    try:
+        rows, excluded = preprocess_many(
+            records,
+            snakemake.output.clips,
+            video_dir=snakemake.input.videos,
+            classes=snakemake.params.classes,
+            max_short_side=snakemake.params.frame_short_side,
+            workers=snakemake.threads,
+        )
+    except DiskFullError as err:  # not a bad clip: stop, record nothing
+        log.error("stopped: %s", err)
+        raise SystemExit(f"preprocess stopped: {err}") from None
     pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(snakemake.output.manifest, index=False)
     pd.DataFrame(excluded, columns=EXCLUSION_COLUMNS).to_csv(
         snakemake.output.exclusions, index=False

@@ -1,6 +1,5 @@
 """Train one model variant and keep its best-validation checkpoint."""
 
-from avmodels.classes import num_classes
 from avmodels.jobs import job
 from avmodels.model import ModelConfig
 from avmodels.train import TrainConfig, train
@@ -10,7 +9,7 @@ inputs = snakemake.params.inputs
 with job(snakemake, seed=snakemake.params.seed) as log:
     model_config = ModelConfig(
         variant=settings.pop("arch"),
-        num_classes=num_classes(snakemake.wildcards.dataset),
+        num_classes=len(snakemake.params.classes),
         visual_output_stride=settings.pop("visual_output_stride"),
         visual_pool=settings.pop("visual_pool"),
     )

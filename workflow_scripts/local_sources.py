@@ -1,0 +1,11 @@
+"""Match a listed dataset's records to the videos of a local folder, by ID."""
+
+from avmodels.jobs import job
+from avmodels.lists import read_records, write_exclusions
+from avmodels.local import match_records, write_sources
+
+with job(snakemake) as log:
+    clips, missing = match_records(read_records(snakemake.input.records), snakemake.params.videos)
+    write_sources(snakemake.output.sources, clips)
+    write_exclusions(snakemake.output.missing, missing)
+    log.info("%d videos found in %s, %d not", len(clips), snakemake.params.videos, len(missing))

@@ -1,0 +1,14 @@
+"""Read an own-dataset CSV (video, label, split) into the sources table."""
+
+from avmodels.jobs import job
+from avmodels.lists import ListFormatError, write_exclusions
+from avmodels.local import read_own_csv, write_sources
+
+with job(snakemake) as log:
+    clips, missing = read_own_csv(snakemake.input.csv, snakemake.wildcards.dataset)
+    unknown = sorted({c.label for c in clips} - set(snakemake.params.classes))
+    if unknown:
+        raise ListFormatError(f"{snakemake.input.csv}: labels not in classes: {unknown}")
+    write_sources(snakemake.output.sources, clips)
+    write_exclusions(snakemake.output.missing, missing)
+    log.info("%d clips, %d listed files missing", len(clips), len(missing))

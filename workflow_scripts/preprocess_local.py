@@ -1,0 +1,32 @@
+"""Preprocess one shard of the clips the user holds (read in place, never changed)."""
+
+import pandas as pd
+
+from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
+from avmodels.jobs import job
+from avmodels.lists import shard_of
+from avmodels.local import read_sources
+from avmodels.media import DiskFullError, preprocess_many
+
+wc, params = snakemake.wildcards, snakemake.params
+with job(snakemake) as log:
+    clips = [
+        c for c in read_sources(snakemake.input.sources)
+        if shard_of(c.clip_id, params.shards) == int(wc.shard)
+    ]  # fmt: skip
+    try:
+        rows, excluded = preprocess_many(
+            clips,
+            snakemake.output.clips,
+            classes=params.classes,
+            max_short_side=params.frame_short_side,
+            workers=snakemake.threads,
+        )
+    except DiskFullError as err:  # not a bad clip: stop, record nothing
+        log.error("stopped: %s", err)
+        raise SystemExit(f"preprocess stopped: {err}") from None
+    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(snakemake.output.manifest, index=False)
+    pd.DataFrame(excluded, columns=EXCLUSION_COLUMNS).to_csv(
+        snakemake.output.exclusions, index=False
+    )
+    log.info("%d clips usable, %d excluded", len(rows), len(excluded))
