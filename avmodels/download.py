@@ -592,3 +592,61 @@ def download_shard(
             incomplete.rmdir()
     logger.info("%s: %s", out_dir, summary)
     return summary
+
+
+# ---------------------------------------------------------------- workflow helpers
+
+SETTINGS = {  # the ``download:`` config section: key -> default
+    "cookies": None,  # cookies.txt of a signed-in browser (yt-dlp ``cookiefile``)
+    "sleep_requests": 0.0,  # s between the requests of one clip
+    "sleep_downloads": 0.0,  # s before each clip
+    "rate_limit": None,  # bytes/s
+    "retries": 3,  # network retries of one clip within a run
+    "retry": list(RETRIED),  # recorded reasons a later run tries again
+    "stop_after": 10,  # transient failures in a row that stop a shard (0: never)
+    "js_runtime": None,  # deno binary (None: the one the deno wheel installed)
+}
+
+
+def shard_options(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`download_shard` for a ``download:`` config section;
+    checks the JavaScript runtime (:class:`RuntimeMissing`) and the cookies file."""
+    s = {**SETTINGS, **(settings or {})}
+    ydl: dict[str, Any] = {}
+    if s["cookies"]:
+        cookies = Path(s["cookies"]).expanduser()
+        if not cookies.is_file():
+            raise FileNotFoundError(f"download.cookies: no such file {cookies}")
+        ydl["cookiefile"] = str(cookies)
+    if s["sleep_requests"]:
+        ydl["sleep_interval_requests"] = float(s["sleep_requests"])
+    if s["sleep_downloads"]:
+        ydl["sleep_interval"] = float(s["sleep_downloads"])
+    if s["rate_limit"]:
+        ydl["ratelimit"] = int(s["rate_limit"])
+    return {
+        "retries": int(s["retries"]),
+        "retry_reasons": tuple(s["retry"]),
+        "stop_after": int(s["stop_after"]),
+        "js_runtime": deno_path(s["js_runtime"]),
+        "ydl_options": ydl,
+    }
+
+
+def write_done_list(store: str | Path, clip_ids: Iterable[str], path: str | Path) -> int:
+    """Write ``clip_id,file`` of the clips of ``clip_ids`` finished in ``store`` to ``path``
+    (atomically); returns how many."""
+    rows = []
+    for key in dict.fromkeys(clip_ids):
+        found = media.find_video(store, key) if CLIP_ID.fullmatch(key) else None
+        if found is not None:
+            rows.append((key, found.name))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["clip_id", "file"])
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return len(rows)

@@ -27,6 +27,12 @@ SPLITS = ["train", "val", "test"]
 EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
 
 
+if YOUTUBE:
+
+    onstart:
+        preflight()
+
+
 def alternatives(names):
     """A wildcard pattern that matches exactly the given names (none: matches nothing)."""
     return "|".join(names) if names else "(?!x)x"
@@ -56,6 +62,39 @@ def table_code(wildcards):
 
 def dataset_setting(wildcards, key, default=None):
     return config["datasets"][wildcards.dataset].get(key, default)
+
+
+def clip_store(dataset, shard):
+    """Where a shard's clips are kept (a download's store; the synthetic set's output)."""
+    return f"resources/{dataset}/videos/shard{shard}"
+
+
+def video_input(wildcards):
+    """What preprocess waits for: a download's list of finished clips, or the rendered set."""
+    if wildcards.dataset in YOUTUBE:
+        return f"resources/{wildcards.dataset}/downloads/shard{wildcards.shard}.csv"
+    return clip_store(wildcards.dataset, wildcards.shard)
+
+
+def preflight():
+    """Stop the run before any job, in one line, if YouTube clips cannot be downloaded."""
+    from avmodels.preflight import PreflightError, check, clips_to_fetch, estimate_bytes
+
+    settings = config.get("download", {})
+    pending = [
+        clips_to_fetch(
+            f"resources/{ds}/records.csv", [clip_store(ds, k) for k in shard_ids(ds)]
+        )
+        for ds in YOUTUBE
+    ]
+    stores = [f"resources/{ds}/videos" for ds in YOUTUBE]
+    try:
+        found = check(
+            stores, estimate_bytes(settings, pending), settings.get("js_runtime")
+        )
+    except PreflightError as err:
+        raise PreflightError(f"pre-flight: {err}") from None
+    print("pre-flight: " + "; ".join(found), file=sys.stderr)
 
 
 def list_files(wildcards):
