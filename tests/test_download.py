@@ -357,3 +357,72 @@ def test_failure_classes() -> None:
     assert download.PERMANENT.isdisjoint(download.TRANSIENT)
     assert {"private", "unavailable", "geo-blocked"} <= download.PERMANENT
     assert {r for _, r in CLASSIFIED} <= set(download.REASONS)
+
+
+def _fake_deno(path: Path, version: str) -> str:
+    path.write_text(f"#!/bin/sh\necho 'deno {version} (stable, release, x86_64)'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_deno_is_found_and_checked(tmp_path: Path) -> None:
+    """The project's deno is found without PATH; a missing or old one stops in one line."""
+    found = download.deno_path()
+    out = subprocess.run([found, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("deno ")
+    assert download.deno_path(_fake_deno(tmp_path / "new", "2.9.8")) == str(tmp_path / "new")
+    for path in (_fake_deno(tmp_path / "old", "1.46.3"), str(tmp_path / "none")):
+        with pytest.raises(download.RuntimeMissing) as err:
+            download.deno_path(path)
+        assert "\n" not in str(err.value) and "pip install -e ." in str(err.value)
+
+
+def test_shard_options_map_the_config_section(tmp_path: Path) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    deno = _fake_deno(tmp_path / "deno", "2.5.0")
+    got = download.shard_options(
+        {
+            "cookies": str(cookies),
+            "sleep_requests": 1.5,
+            "sleep_downloads": 4,
+            "rate_limit": 500000,
+            "retries": 2,
+            "retry": ["format"],
+            "stop_after": 5,
+            "js_runtime": deno,
+        }
+    )
+    assert got == {
+        "retries": 2,
+        "retry_reasons": ("format",),
+        "stop_after": 5,
+        "js_runtime": deno,
+        "ydl_options": {
+            "cookiefile": str(cookies),
+            "sleep_interval_requests": 1.5,
+            "sleep_interval": 4.0,
+            "ratelimit": 500000,
+        },
+    }
+    defaults = download.shard_options({"js_runtime": deno})
+    assert defaults["retry_reasons"] == download.RETRIED and defaults["ydl_options"] == {}
+    with pytest.raises(FileNotFoundError, match="download.cookies"):
+        download.shard_options({"cookies": str(tmp_path / "none.txt"), "js_runtime": deno})
+
+
+def test_js_runtime_reaches_yt_dlp(server: _Server, tmp_path: Path, monkeypatch) -> None:
+    """The shard hands yt-dlp exactly the deno it was given."""
+    from yt_dlp import YoutubeDL
+
+    seen = []
+    init = YoutubeDL.__init__
+
+    def spy(self, params=None, *args, **kw):
+        seen.append((params or {}).get("js_runtimes"))
+        init(self, params, *args, **kw)
+
+    monkeypatch.setattr(YoutubeDL, "__init__", spy)
+    deno = _fake_deno(tmp_path / "deno", "2.9.8")
+    _shard(server, [Clip(GOOD)], tmp_path, js_runtime=deno)
+    assert seen == [{"deno": {"path": deno}}]
