@@ -605,6 +605,8 @@ SETTINGS = {  # the ``download:`` config section: key -> default
     "retry": list(RETRIED),  # recorded reasons a later run tries again
     "stop_after": 10,  # transient failures in a row that stop a shard (0: never)
     "js_runtime": None,  # deno binary (None: the one the deno wheel installed)
+    "min_free_gb": 20.0,  # free disk the pre-flight asks for before the lists are known
+    "mb_per_clip": 3.0,  # disk per clip for the pre-flight's estimate
 }
 
 

@@ -40,8 +40,8 @@ def estimate_bytes(settings: Mapping[str, Any], pending: Sequence[int | None]) -
     """Free disk the study needs: ``min_free_gb``, or more once the lists are known
     (clips still to fetch times ``mb_per_clip``)."""
     known = sum(n for n in pending if n is not None)
-    floor = float(settings.get("min_free_gb", 20)) * GB
-    return max(floor, known * float(settings.get("mb_per_clip", 3.0)) * 1e6)
+    s = {**download.SETTINGS, **settings}
+    return max(float(s["min_free_gb"]) * GB, known * float(s["mb_per_clip"]) * 1e6)
 
 
 def _writable(folder: Path) -> None:
