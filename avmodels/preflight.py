@@ -37,11 +37,13 @@ def clips_to_fetch(records_csv: str | Path, stores: Sequence[str | Path]) -> int
 
 
 def estimate_bytes(settings: Mapping[str, Any], pending: Sequence[int | None]) -> float:
-    """Free disk the study needs: ``min_free_gb``, or more once the lists are known
-    (clips still to fetch times ``mb_per_clip``)."""
-    known = sum(n for n in pending if n is not None)
+    """Free disk the study needs: the clips still to fetch times ``mb_per_clip``; while a
+    dataset's list is not known yet, at least ``min_free_gb``."""
     s = {**download.SETTINGS, **settings}
-    return max(float(s["min_free_gb"]) * GB, known * float(s["mb_per_clip"]) * 1e6)
+    known = sum(n for n in pending if n is not None) * float(s["mb_per_clip"]) * 1e6
+    if all(n is not None for n in pending):
+        return known
+    return max(float(s["min_free_gb"]) * GB, known)
 
 
 def _writable(folder: Path) -> None:

@@ -50,3 +50,5 @@ def test_free_disk_against_the_estimate(tmp_path: Path) -> None:
     settings = {"min_free_gb": 1, "mb_per_clip": 1000}
     assert preflight.estimate_bytes(settings, [None]) == 1e9
     assert preflight.estimate_bytes(settings, [2, None, 3]) == 5e9
+    assert preflight.estimate_bytes(settings, [0, None]) == 1e9, "a list still unknown"
+    assert preflight.estimate_bytes(settings, [0, 0]) == 0, "every clip on disk"

@@ -6,26 +6,37 @@ clips and a copy of the failures.
 """
 
 import shutil
+import sys
 
-from avmodels.download import download_shard, shard_options, write_done_list
+from avmodels.download import (
+    TRANSIENT,
+    DownloadStopped,
+    RuntimeMissing,
+    download_shard,
+    shard_options,
+    write_done_list,
+)
 from avmodels.jobs import job
 from avmodels.lists import read_records, shard_records
 
 wc, params = snakemake.wildcards, snakemake.params
-with job(snakemake) as log:
-    records = shard_records(read_records(snakemake.input.records), int(wc.shard), params.shards)
-    summary = download_shard(
-        records,
-        params.store,
-        params.failures,
-        url_template=params.url_template,
-        **shard_options(params.options),
-    )
-    log.info("%s", summary)
-    transient = sum(summary.failed[r] for r in ("rate-limit", "bot-check", "network"))
-    if transient:
-        log.warning("%d clips failed for now; `--forcerun download` fetches them", transient)
-    write_done_list(params.store, [str(r.clip_id) for r in records], snakemake.output.done)
-    tmp = f"{snakemake.output.failures}.tmp"
-    shutil.copyfile(params.failures, tmp)
-    shutil.move(tmp, snakemake.output.failures)
+try:
+    with job(snakemake) as log:
+        records = shard_records(read_records(snakemake.input.records), int(wc.shard), params.shards)
+        summary = download_shard(
+            records,
+            params.store,
+            params.failures,
+            url_template=params.url_template,
+            **shard_options(params.options),
+        )
+        log.info("%s", summary)
+        transient = sum(summary.failed[r] for r in TRANSIENT)
+        if transient:
+            log.warning("%d clips failed for now; `--forcerun download` fetches them", transient)
+        write_done_list(params.store, [str(r.clip_id) for r in records], snakemake.output.done)
+        tmp = f"{snakemake.output.failures}.tmp"
+        shutil.copyfile(params.failures, tmp)
+        shutil.move(tmp, snakemake.output.failures)
+except (DownloadStopped, RuntimeMissing) as err:  # one line, not a traceback
+    sys.exit(f"download of {wc.dataset} shard {wc.shard}: {err}")
