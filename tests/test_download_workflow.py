@@ -132,6 +132,7 @@ def _store(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / "resources/music/videos/shard0").glob("*.mp4"))
 
 
+@pytest.mark.slow
 def test_preflight_stops_before_any_job(server: _Server, tmp_path: Path) -> None:
     root = copy_workflow(REPO, tmp_path / "wf")
     _configure(root, server, js_runtime=str(tmp_path / "no" / "deno"))

@@ -288,6 +288,14 @@ def test_ensure_ffmpeg_never_uses_a_shared_folder(
     assert Path(first) == path.parent and (path.parent.stat().st_mode & 0o077) == 0
     assert path.parent.stat().st_uid == os.getuid()
 
+    blocked = tmp_path / "a-file"  # a cache folder that cannot be made
+    blocked.write_text("")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    path = Path(media.ensure_ffmpeg())
+    assert (path.parent.stat().st_mode & 0o077) == 0 and path.parent.stat().st_uid == os.getuid()
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(path.parent)
+
 
 def test_parse_probe() -> None:
     text = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.m4a':
