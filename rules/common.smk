@@ -76,6 +76,12 @@ def video_input(wildcards):
     return clip_store(wildcards.dataset, wildcards.shard)
 
 
+def download_options():
+    """The ``download:`` settings a download uses (not the pre-flight's disk estimate)."""
+    unused = {"min_free_gb", "mb_per_clip"}
+    return {k: v for k, v in config.get("download", {}).items() if k not in unused}
+
+
 def preflight():
     """Stop the run before any job, in one line, if YouTube clips cannot be downloaded."""
     from avmodels.preflight import PreflightError, check, clips_to_fetch, estimate_bytes

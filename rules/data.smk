@@ -75,7 +75,7 @@ rule download:
         ),
         store=lambda wc: clip_store(wc.dataset, wc.shard),
         failures=lambda wc: f"{clip_store(wc.dataset, wc.shard)}.failures.csv",
-        options=config.get("download", {}),
+        options=download_options(),
         code=code("download"),
     script:
         "../workflow_scripts/download.py"
