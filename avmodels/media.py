@@ -147,7 +147,6 @@ def ensure_ffmpeg() -> str:
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     for bin_dir in (cache / "avmodels" / "bin", *_FFMPEG_DIR, None):
-        link = None
         try:
             if bin_dir is None:
                 bin_dir = Path(tempfile.mkdtemp(prefix="avmodels-bin-"))
