@@ -4,11 +4,20 @@ For each clip only its time range is fetched (``download_ranges``: yt-dlp hands 
 ffmpeg, which must be on PATH; :func:`avmodels.media.ensure_ffmpeg` sees to it), in the
 smallest format that has both streams. A clip is downloaded into ``out_dir/.incomplete/`` and
 renamed to ``out_dir/<clip_id>.<ext>`` only after it decodes with audio and video for the
-expected duration, so any file directly in ``out_dir`` is finished and a re-run skips it.
+expected duration, so any file directly in ``out_dir`` is finished and is never fetched again.
 
-Failures go to a CSV (:data:`FAILURE_COLUMNS`) with one of :data:`REASONS`; only "network"
-is retried (exponential backoff). A re-run also skips clips already listed as failed unless
-their reason is in ``retry_reasons`` (e.g. ``{"network"}`` after an outage).
+Every failure gets one of :data:`REASONS`. :data:`PERMANENT` ones (private, removed,
+geo-blocked, ...) go to a CSV (:data:`FAILURE_COLUMNS`) and are skipped by later runs unless
+their reason is in ``retry_reasons``; "format", "runtime", "extractor" and "other" are
+recorded the same way but are meant to be retried (a missing JavaScript runtime is not a
+deleted video). :data:`TRANSIENT` ones (rate limits, bot checks, HTTP 429, network errors)
+are never written to that CSV, so every later run retries them; within a run only "network"
+is retried (exponential backoff), and ``stop_after`` transient failures in a row stop the
+shard with :class:`DownloadStopped` (YouTube is throttling this machine: more clips would
+only burn through the list).
+
+YouTube needs a JavaScript runtime: :func:`deno_path` finds the ``deno`` the project
+installs (the ``deno`` wheel) and the shard selects it explicitly (``js_runtimes``).
 
 YouTube IDs are checked against a strict pattern (11 characters of ``[A-Za-z0-9_-]``)
 before they reach a URL or a file name; clip IDs must be ``[A-Za-z0-9_-]`` only.
@@ -46,13 +55,21 @@ REASONS = (
     "unavailable",  # removed, deleted account, no such video (HTTP 404/410)
     "geo-blocked",
     "age-restricted",
-    "bot-check",  # YouTube asks to sign in to prove this is not a bot
-    "network",  # after all retries (also: download shorter than the range)
     "corrupt",  # the downloaded bytes are not decodable media
     "no audio",
     "no video",
-    "other",  # anything else, e.g. no format left (YouTube without a JS runtime)
+    "format",  # "Requested format is not available" (often: no JavaScript runtime)
+    "runtime",  # the JavaScript runtime failed or is missing
+    "extractor",  # yt-dlp could not read the page (outdated yt-dlp, changed site)
+    "other",  # anything else
+    "rate-limit",  # "This content isn't available, try again later", HTTP 429
+    "bot-check",  # YouTube asks to sign in to prove this is not a bot
+    "network",  # after all retries (also: download shorter than the range)
 )
+PERMANENT = frozenset(REASONS[:9])  # the video itself, as it is: skipped by later runs
+TRANSIENT = frozenset({"rate-limit", "bot-check", "network"})  # never recorded as failed
+RETRIED = ("format", "runtime", "extractor", "other")  # recorded, retried by default
+DENO_MIN_VERSION = (2, 3, 0)  # what yt-dlp accepts
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 CLIP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 INCOMPLETE = ".incomplete"
@@ -61,11 +78,28 @@ TRUNCATION_TOLERANCE = 0.5  # s (or 5 %) a download may fall short of its range
 # exits with the low byte of the AVERROR, and 183 is AVERROR_INVALIDDATA (not media).
 _FFMPEG_INVALID_DATA = 183
 
-# (reason, lower-case substrings of the error text); first match wins
+# (reason, lower-case substrings of the error text); first match wins, so the specific
+# messages come before the generic "is not available" of removed videos
 _MESSAGE_REASONS = (
-    ("private", ("private video", "video is private", "members-only", "join this channel")),
+    (
+        "rate-limit",
+        ("try again later", "rate-limit", "rate limit", "too many requests", "http error 429"),
+    ),
     ("age-restricted", ("confirm your age", "age-restricted", "inappropriate for some users")),
-    ("bot-check", ("not a bot", "captcha")),
+    ("bot-check", ("not a bot", "sign in to confirm", "captcha")),
+    (
+        "runtime",
+        (
+            "javascript runtime",
+            "js runtime",
+            "challenge solving failed",
+            "signature extraction failed",
+            "nsig extraction failed",
+            "only images are available",
+        ),
+    ),
+    ("format", ("requested format is not available", "no video formats found")),
+    ("private", ("private video", "video is private", "members-only", "join this channel")),
     (
         "geo-blocked",
         ("available in your country", "in your country", "geo restrict", "geo-restrict"),
@@ -99,10 +133,51 @@ _MESSAGE_REASONS = (
             "giving up after",
             "ffmpeg exited with code",
             "http error 5",
-            "http error 429",
         ),
     ),
 )
+
+
+class DownloadStopped(RuntimeError):
+    """A shard met too many transient failures in a row (one-line message: what to set)."""
+
+
+class RuntimeMissing(RuntimeError):
+    """No usable JavaScript runtime (one-line message: what to do)."""
+
+
+def deno_path(path: str | None = None) -> str:
+    """The ``deno`` yt-dlp must use: ``path`` if given, else the one the ``deno`` wheel
+    installed. Raises :class:`RuntimeMissing` unless it runs and is recent enough."""
+    import subprocess
+
+    if not path:
+        try:
+            from deno import find_deno_bin
+
+            path = find_deno_bin()
+        except (ImportError, FileNotFoundError):
+            raise RuntimeMissing(
+                "no JavaScript runtime: deno is not installed; run `pip install -e .` (the "
+                "project pins the deno wheel) or set download.js_runtime to a deno binary"
+            ) from None
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise RuntimeMissing(
+            f"JavaScript runtime {path} does not run ({_one_line(err, 120)}); reinstall the "
+            "deno wheel (`pip install -e .`) or set download.js_runtime"
+        ) from None
+    found = re.match(r"deno (\d+)\.(\d+)\.(\d+)", out)
+    version = tuple(int(v) for v in found.groups()) if found else ()
+    if version < DENO_MIN_VERSION:
+        raise RuntimeMissing(
+            f"JavaScript runtime {path} is {out.splitlines()[0] if out else 'unknown'}; yt-dlp "
+            f"needs deno >= {'.'.join(map(str, DENO_MIN_VERSION))}: `pip install -e .`"
+        )
+    return str(path)
 
 
 class ClipSource(Protocol):
@@ -266,7 +341,9 @@ def _http_reason(status: int) -> str:
         return "unavailable"
     if status == 451:
         return "geo-blocked"
-    if status in (403, 408, 429) or status >= 500:
+    if status == 429:
+        return "rate-limit"
+    if status in (403, 408) or status >= 500:
         return "network"  # YouTube media URLs answer 403 when throttled or expired
     return "other"
 
@@ -274,7 +351,7 @@ def _http_reason(status: int) -> str:
 def classify_error(exc: BaseException) -> str:
     """Failure reason (one of :data:`REASONS`) for an exception raised by yt-dlp."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
-    from yt_dlp.utils import ContentTooShortError, GeoRestrictedError
+    from yt_dlp.utils import ContentTooShortError, ExtractorError, GeoRestrictedError
 
     chain = _chain(exc)
     if any(isinstance(e, GeoRestrictedError) for e in chain):
@@ -290,6 +367,8 @@ def classify_error(exc: BaseException) -> str:
             return "network"
     if any(n in text for n in _MESSAGE_REASONS[-1][1]):
         return "network"
+    if any(isinstance(e, ExtractorError) for e in chain):
+        return "extractor"
     return "other"
 
 
@@ -392,6 +471,16 @@ def _download_clip(
 # ---------------------------------------------------------------- shard
 
 
+def _stopped(count: int, failure: _Failure) -> DownloadStopped:
+    return DownloadStopped(
+        f"download stopped: {count} clips in a row failed with {failure.reason} (last: "
+        f"{_one_line(failure.message, 120)}); YouTube is throttling this machine: set "
+        "download.cookies to a cookies.txt of a signed-in browser and/or raise "
+        "download.sleep_requests / download.sleep_downloads, lower download.rate_limit, "
+        "then run again (finished clips are kept)"
+    )
+
+
 def download_shard(
     records: Iterable[ClipSource],
     out_dir: str | Path,
@@ -402,7 +491,9 @@ def download_shard(
     *,
     format: str = DEFAULT_FORMAT,
     force_keyframes_at_cuts: bool = False,
-    retry_reasons: Collection[str] = (),
+    retry_reasons: Collection[str] = RETRIED,
+    stop_after: int = 10,
+    js_runtime: str | None = None,
     socket_timeout: float = 30.0,
     ydl_options: Mapping[str, Any] | None = None,
     progress: bool = True,
@@ -410,12 +501,14 @@ def download_shard(
     """Download every clip of ``records`` into ``out_dir/<clip_id>.<ext>``, one at a time.
 
     ``url_template`` gets the YouTube ID as ``{id}``. Network failures are retried
-    ``retries`` times after ``backoff * 2**k`` s. Every failure is a row of
-    ``failures_csv`` (:data:`FAILURE_COLUMNS`); the shard never stops on a clip. Finished
-    files and clips failed before (unless their reason is in ``retry_reasons``) are
-    skipped, so a re-run makes no requests for them. ``force_keyframes_at_cuts`` re-encodes
-    for frame-exact cuts (slow). ``ydl_options`` are extra/overriding yt-dlp parameters
-    (e.g. ``cookiefile``, ``js_runtimes``).
+    ``retries`` times after ``backoff * 2**k`` s. Every failure but a transient one is a
+    row of ``failures_csv`` (:data:`FAILURE_COLUMNS`); finished files and clips recorded
+    there (unless their reason is in ``retry_reasons``) are skipped, so a re-run makes no
+    requests for them. ``stop_after`` transient failures in a row (0: never) raise
+    :class:`DownloadStopped` after saving what was done. ``js_runtime`` is the deno binary
+    yt-dlp uses (None: yt-dlp looks for ``deno`` itself). ``force_keyframes_at_cuts``
+    re-encodes for frame-exact cuts (slow). ``ydl_options`` are extra/overriding yt-dlp
+    parameters (e.g. ``cookiefile``, ``sleep_interval_requests``, ``ratelimit``).
     """
     from tqdm import tqdm
 
@@ -437,15 +530,18 @@ def download_shard(
         "ffmpeg_location": media.ensure_ffmpeg(),
         "force_keyframes_at_cuts": force_keyframes_at_cuts,
         "external_downloader_args": {"ffmpeg_i": ["-rw_timeout", str(int(socket_timeout * 1e6))]},
+        "js_runtimes": {"deno": {"path": js_runtime} if js_runtime else {}},
         **(ydl_options or {}),
     }
-    old = read_failures(failures_csv)
+    retried = set(retry_reasons) | TRANSIENT
+    old = {k: v for k, v in read_failures(failures_csv).items() if v["reason"] not in TRANSIENT}
     new: dict[str, dict[str, str]] = {}
     done: set[str] = set()
     summary = DownloadSummary()
     clips: dict[str, ClipSource] = {}
     for clip in records:
         clips.setdefault(str(clip.clip_id), clip)
+    in_a_row = 0
     bar = tqdm(clips.items(), desc="download", unit="clip", disable=not progress)
     try:
         with open(failures_csv, "a", newline="", encoding="utf-8") as log:  # crash-safe log
@@ -459,7 +555,7 @@ def download_shard(
                     summary.already_done += 1
                     done.add(key)
                     continue
-                if failure is None and key in old and old[key]["reason"] not in retry_reasons:
+                if failure is None and key in old and old[key]["reason"] not in retried:
                     summary.previously_failed += 1
                     continue
                 if failure is None:
@@ -468,9 +564,18 @@ def download_shard(
                         _download_clip(clip, url, out_dir, params, retries, backoff)
                         summary.downloaded += 1
                         done.add(key)
+                        in_a_row = 0
                         continue
                     except _Failure as err:
                         failure = err
+                summary.failed[failure.reason] += 1
+                logger.info("%s failed: %s", key, failure)
+                if failure.reason in TRANSIENT:
+                    in_a_row += 1
+                    if stop_after and in_a_row >= stop_after:
+                        raise _stopped(in_a_row, failure)
+                    continue
+                in_a_row = 0
                 new[key] = {
                     "clip_id": key,
                     "youtube_id": str(clip.youtube_id),
@@ -479,13 +584,71 @@ def download_shard(
                 }
                 writer.writerow(new[key])
                 log.flush()
-                summary.failed[failure.reason] += 1
-                logger.info("%s failed: %s", key, failure)
     finally:
-        kept = {k: v for k, v in old.items() if k not in done}
+        kept = {k: v for k, v in old.items() if k not in done and k not in new}
         _write_failures(failures_csv, {**kept, **new}.values())
         incomplete = out_dir / INCOMPLETE
         if incomplete.is_dir() and not any(incomplete.iterdir()):
             incomplete.rmdir()
     logger.info("%s: %s", out_dir, summary)
     return summary
+
+
+# ---------------------------------------------------------------- workflow helpers
+
+SETTINGS = {  # the ``download:`` config section: key -> default
+    "cookies": None,  # cookies.txt of a signed-in browser (yt-dlp ``cookiefile``)
+    "sleep_requests": 0.0,  # s between the requests of one clip
+    "sleep_downloads": 0.0,  # s before each clip
+    "rate_limit": None,  # bytes/s
+    "retries": 3,  # network retries of one clip within a run
+    "retry": list(RETRIED),  # recorded reasons a later run tries again
+    "stop_after": 10,  # transient failures in a row that stop a shard (0: never)
+    "js_runtime": None,  # deno binary (None: the one the deno wheel installed)
+    "min_free_gb": 20.0,  # free disk the pre-flight asks for before the lists are known
+    "mb_per_clip": 3.0,  # disk per clip for the pre-flight's estimate
+}
+
+
+def shard_options(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`download_shard` for a ``download:`` config section;
+    checks the JavaScript runtime (:class:`RuntimeMissing`) and the cookies file."""
+    s = {**SETTINGS, **(settings or {})}
+    ydl: dict[str, Any] = {}
+    if s["cookies"]:
+        cookies = Path(s["cookies"]).expanduser()
+        if not cookies.is_file():
+            raise FileNotFoundError(f"download.cookies: no such file {cookies}")
+        ydl["cookiefile"] = str(cookies)
+    if s["sleep_requests"]:
+        ydl["sleep_interval_requests"] = float(s["sleep_requests"])
+    if s["sleep_downloads"]:
+        ydl["sleep_interval"] = float(s["sleep_downloads"])
+    if s["rate_limit"]:
+        ydl["ratelimit"] = int(s["rate_limit"])
+    return {
+        "retries": int(s["retries"]),
+        "retry_reasons": tuple(s["retry"]),
+        "stop_after": int(s["stop_after"]),
+        "js_runtime": deno_path(s["js_runtime"]),
+        "ydl_options": ydl,
+    }
+
+
+def write_done_list(store: str | Path, clip_ids: Iterable[str], path: str | Path) -> int:
+    """Write ``clip_id,file`` of the clips of ``clip_ids`` finished in ``store`` to ``path``
+    (atomically); returns how many."""
+    rows = []
+    for key in dict.fromkeys(clip_ids):
+        found = media.find_video(store, key) if CLIP_ID.fullmatch(key) else None
+        if found is not None:
+            rows.append((key, found.name))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["clip_id", "file"])
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return len(rows)

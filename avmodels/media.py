@@ -148,12 +148,28 @@ class ClipLike(Protocol):
 # ---------------------------------------------------------------- ffmpeg and probing
 
 
+def _private_dir(path: Path) -> bool:
+    """True if ``path`` is a folder of this user that no one else can write to."""
+    st = path.lstat()
+    return (
+        path.is_dir()
+        and not path.is_symlink()
+        and st.st_uid == os.getuid()
+        and not (st.st_mode & 0o022)
+    )
+
+
+_FFMPEG_DIR: list[Path] = []  # the private folder made by this process, if any
+
+
 def ensure_ffmpeg() -> str:
     """Return a program named ``ffmpeg`` on PATH, linking imageio-ffmpeg's binary if needed.
 
     yt-dlp and ffmpeg-python look the program up by name; the imageio-ffmpeg wheel ships it
     under another name, so it is symlinked as ``<cache>/avmodels/bin/ffmpeg`` and that
-    directory is prepended to ``PATH`` of this process (and its children).
+    directory is prepended to ``PATH`` of this process (and its children). The folder must
+    belong to this user and be writable by no one else; otherwise a fresh private temporary
+    folder (mode 0700) is used, never a shared one.
     """
     found = shutil.which("ffmpeg")
     if found:
@@ -162,10 +178,17 @@ def ensure_ffmpeg() -> str:
 
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    for bin_dir in (cache / "avmodels" / "bin", Path(tempfile.gettempdir()) / "avmodels-bin"):
-        link = bin_dir / "ffmpeg"
+    for bin_dir in (cache / "avmodels" / "bin", *_FFMPEG_DIR, None):
         try:
-            bin_dir.mkdir(parents=True, exist_ok=True)
+            if bin_dir is None:
+                bin_dir = Path(tempfile.mkdtemp(prefix="avmodels-bin-"))
+                _FFMPEG_DIR.append(bin_dir)
+            bin_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            mine = bin_dir in _FFMPEG_DIR  # made by mkdtemp: the parent is sticky /tmp
+            if not (_private_dir(bin_dir) and (mine or _private_dir(bin_dir.parent))):
+                logger.debug("not using %s for ffmpeg: writable by others", bin_dir)
+                continue
+            link = bin_dir / "ffmpeg"
             if not (link.exists() and os.path.samefile(link, exe)):
                 tmp = bin_dir / f".ffmpeg.{uuid.uuid4().hex}"
                 os.symlink(exe, tmp)

@@ -166,8 +166,21 @@ def _resolve_from(node: ast.ImportFrom, package: str | None) -> str | None:
     return ".".join([*parts, node.module] if node.module else parts)
 
 
-def code_closure(script: Path) -> tuple[Path, ...]:
-    """The script and every ``avmodels`` file it reaches, sorted."""
+HARNESS = frozenset({f"{PACKAGE}.jobs", f"{PACKAGE}.provenance"})  # logging, records
+# Steps whose output depends neither on the job harness nor on code they call only to
+# check what they fetched: an edit there must not fetch (or download) everything again.
+UNFOLLOWED = {
+    "fetch_list": HARNESS,
+    "list_records": HARNESS,
+    "download": HARNESS | {f"{PACKAGE}.media"},
+}
+
+
+def code_closure(script: Path, ignore: frozenset[str] | None = None) -> tuple[Path, ...]:
+    """The script and every ``avmodels`` file it reaches, sorted; imports of the modules in
+    ``ignore`` (default: :data:`UNFOLLOWED` of the script's step) are not followed."""
+    if ignore is None:
+        ignore = UNFOLLOWED.get(Path(script).stem, frozenset())
     seen: set[Path] = set()
     data: set[Path] = set()
     todo = [Path(script).resolve()]
@@ -178,6 +191,8 @@ def code_closure(script: Path) -> tuple[Path, ...]:
         seen.add(path)
         source = _CACHE.get(path)
         for name in source.imports:
+            if name in ignore:
+                continue
             found = _module_file(name)
             if found is not None:
                 todo.append(found)
@@ -195,11 +210,12 @@ def code_closure(script: Path) -> tuple[Path, ...]:
     return tuple(sorted(seen | data))
 
 
-def rule_code_hash(script: str | Path) -> str:
-    """One sha256 for the normalised code a workflow script runs."""
+def rule_code_hash(script: str | Path, ignore: frozenset[str] | None = None) -> str:
+    """One sha256 for the normalised code a workflow script runs (``ignore``: modules left
+    out, as in :func:`code_closure`)."""
     digest = hashlib.sha256()
     root = PACKAGE_DIR.parent
-    for path in code_closure(Path(script)):
+    for path in code_closure(Path(script), ignore):
         rel = path.relative_to(root) if root in path.parents else path.name
         digest.update(f"{rel}:{source_hash(path)}\n".encode())
     return digest.hexdigest()

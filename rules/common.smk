@@ -34,6 +34,12 @@ SPLITS = ["train", "val", "test"]
 EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
 
 
+if YOUTUBE:
+
+    onstart:
+        preflight()
+
+
 def alternatives(names):
     """A wildcard pattern that matches exactly the given names (none: matches nothing)."""
     return "|".join(names) if names else "(?!x)x"
@@ -90,6 +96,45 @@ def failure_files(wildcards):
     if wildcards.dataset in LOCAL + OWN:
         return []
     return shard_outputs(wildcards, "failures")
+
+
+def clip_store(dataset, shard):
+    """Where a shard's clips are kept (a download's store; the synthetic set's output)."""
+    return f"resources/{dataset}/videos/shard{shard}"
+
+
+def video_input(wildcards):
+    """What preprocess waits for: a download's list of finished clips, or the rendered set."""
+    if wildcards.dataset in YOUTUBE:
+        return f"resources/{wildcards.dataset}/downloads/shard{wildcards.shard}.csv"
+    return clip_store(wildcards.dataset, wildcards.shard)
+
+
+def download_options():
+    """The ``download:`` settings a download uses (not the pre-flight's disk estimate)."""
+    unused = {"min_free_gb", "mb_per_clip"}
+    return {k: v for k, v in config.get("download", {}).items() if k not in unused}
+
+
+def preflight():
+    """Stop the run before any job, in one line, if YouTube clips cannot be downloaded."""
+    from avmodels.preflight import PreflightError, check, clips_to_fetch, estimate_bytes
+
+    settings = config.get("download", {})
+    pending = [
+        clips_to_fetch(
+            f"resources/{ds}/records.csv", [clip_store(ds, k) for k in shard_ids(ds)]
+        )
+        for ds in YOUTUBE
+    ]
+    stores = [f"resources/{ds}/videos" for ds in YOUTUBE]
+    try:
+        found = check(
+            stores, estimate_bytes(settings, pending), settings.get("js_runtime")
+        )
+    except PreflightError as err:
+        raise PreflightError(f"pre-flight: {err}") from None
+    print("pre-flight: " + "; ".join(found), file=sys.stderr)
 
 
 def list_files(wildcards):

@@ -94,11 +94,13 @@ rule synthesize:
         "../workflow_scripts/synthesize.py"
 
 
+# The clip store resources/{dataset}/videos/shard{shard}/ and its failure record beside it
+# are no outputs: Snakemake never deletes them (reruns, killed runs, --rerun-incomplete).
 rule download:
     input:
         records="resources/{dataset}/records.csv",
     output:
-        videos=directory("resources/{dataset}/videos/shard{shard}"),
+        done="resources/{dataset}/downloads/shard{shard}.csv",
         failures="resources/{dataset}/failures/shard{shard}.csv",
     log:
         "logs/{dataset}/download/shard{shard}.log",
@@ -112,6 +114,9 @@ rule download:
         url_template=lambda wc: dataset_setting(
             wc, "url_template", "https://www.youtube.com/watch?v={id}"
         ),
+        store=lambda wc: clip_store(wc.dataset, wc.shard),
+        failures=lambda wc: f"{clip_store(wc.dataset, wc.shard)}.failures.csv",
+        options=download_options(),
         code=code("download"),
     script:
         "../workflow_scripts/download.py"
@@ -120,7 +125,7 @@ rule download:
 rule preprocess:
     input:
         records="resources/{dataset}/records.csv",
-        videos="resources/{dataset}/videos/shard{shard}",
+        videos=video_input,
     output:
         clips=directory("resources/{dataset}/clips/shard{shard}"),
         manifest="resources/{dataset}/manifests/shard{shard}.csv",
@@ -136,6 +141,7 @@ rule preprocess:
         shards=lambda wc: dataset_setting(wc, "shards", 1),
         frame_short_side=config["inputs"].get("frame_short_side", 256),
         classes=dataset_classes,
+        video_dir=lambda wc: clip_store(wc.dataset, wc.shard),
         code=code("preprocess"),
     script:
         "../workflow_scripts/preprocess.py"

@@ -73,6 +73,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if name.startswith("throttle"):  # YouTube's answer to too many requests
+            self.send_error(429)
+            return
         body = self.server.files.get(name)
         if body is None:
             self.send_error(404)
@@ -156,12 +159,12 @@ def test_shard_records_every_failure_and_resumes(server: _Server, tmp_path: Path
     assert media.decoded_duration(videos / f"{GOOD2}.mp4") == pytest.approx(4.0, abs=0.2)
 
     rows = _failures(tmp_path / "failures.csv")
+    permanent = {i: r for i, r in BAD.items() if r not in download.TRANSIENT}
     assert {k: r["reason"] for k, r in rows.items()} == {
         "../x": "invalid id",
         "--exec": "invalid id",
-        **{Clip(i, 0.0, 4.0).clip_id: reason for i, reason in BAD.items()},
-    }
-    assert "truncated" in rows[Clip("truncated00", 0.0, 4.0).clip_id]["message"]
+        **{Clip(i, 0.0, 4.0).clip_id: reason for i, reason in permanent.items()},
+    }, "transient failures are never recorded"
     assert all("\n" not in r["message"] and r["message"] for r in rows.values())
     hits = Counter(server.requests)
     assert not any("exec" in p or ".." in p for p in hits), "invalid IDs never requested"
@@ -169,15 +172,38 @@ def test_shard_records_every_failure_and_resumes(server: _Server, tmp_path: Path
     assert hits["/corruptfile.mp4"] <= 2, "a corrupt file is not retried"
 
     before = len(server.requests)
-    again = _shard(server, clips, tmp_path)
-    assert len(server.requests) == before, "a re-run requests nothing"
-    assert again.already_done == 2 and again.previously_failed == len(BAD)
+    again = _shard(server, clips, tmp_path, retries=0)
+    new = {p.split("/")[1] for p in server.requests[before:]}
+    assert new == {"refused0000.mp4", "truncated00.mp4"}, "a re-run retries transient only"
+    assert again.already_done == 2 and again.previously_failed == len(permanent)
+    assert again.failed == Counter({"network": 2, "invalid id": 2})
     assert _failures(tmp_path / "failures.csv") == rows
 
-    retried = _shard(server, clips, tmp_path, retry_reasons={"network"}, retries=0)
+    before = len(server.requests)
+    retried = _shard(server, clips, tmp_path, retry_reasons={"corrupt"}, retries=0)
     new = {p.split("/")[1] for p in server.requests[before:]}
-    assert new == {"refused0000.mp4", "truncated00.mp4"}
-    assert retried.failed == Counter({"network": 2, "invalid id": 2})
+    assert new == {"refused0000.mp4", "truncated00.mp4", "corruptfile.mp4", "zerolength0.mp4"}
+    assert retried.failed == Counter({"network": 2, "corrupt": 2, "invalid id": 2})
+
+
+def test_circuit_breaker_stops_a_throttled_shard(server: _Server, tmp_path: Path) -> None:
+    throttled = [Clip(f"throttle{k:03d}") for k in range(6)]
+    before = len(server.requests)
+    with pytest.raises(download.DownloadStopped) as stop:
+        _shard(server, [*throttled, Clip(GOOD)], tmp_path, stop_after=3)
+    message = str(stop.value)
+    assert "\n" not in message and "3 clips in a row failed with rate-limit" in message
+    assert "download.cookies" in message and "download.sleep_requests" in message
+    asked = {p.split("/")[1].removesuffix(".mp4") for p in server.requests[before:]}
+    assert asked == {c.youtube_id for c in throttled[:3]}, "stops at the third in a row"
+    assert _failures(tmp_path / "failures.csv") == {}, "nothing recorded as failed"
+
+    # failures that are not in a row do not trip it; a success resets the count
+    mixed = [*throttled[:2], Clip(GOOD), *throttled[2:4], Clip("notfound404")]
+    summary = _shard(server, mixed, tmp_path, stop_after=3)
+    assert summary.failed == Counter({"rate-limit": 4, "unavailable": 1})
+    assert summary.downloaded == 1
+    assert {r["reason"] for r in _failures(tmp_path / "failures.csv").values()} == {"unavailable"}
 
 
 def test_malformed_list_lines_become_rows(server: _Server, tmp_path: Path) -> None:
@@ -246,31 +272,157 @@ def _response(status: int) -> Response:
     return Response(io.BytesIO(b""), "https://example.invalid/", {}, status=status)
 
 
-@pytest.mark.parametrize(
-    ("exc", "reason"),
-    [
-        (ExtractorError("Private video. Sign in if you've been granted access"), "private"),
-        (ExtractorError("Video unavailable. This video is private"), "private"),
-        (
-            ExtractorError("Video unavailable. This video has been removed by the uploader"),
-            "unavailable",
-        ),  # fmt: skip
-        (
-            ExtractorError("Sign in to confirm your age. This video may be inappropriate"),
-            "age-restricted",
-        ),  # fmt: skip
-        (ExtractorError("Sign in to confirm you’re not a bot"), "bot-check"),
-        (GeoRestrictedError("The uploader has not made this video available"), "geo-blocked"),
-        (DownloadError("ERROR: ffmpeg exited with code 183"), "corrupt"),
-        (DownloadError("ERROR: ffmpeg exited with code 1"), "network"),
-        (ExtractorError("Unable to download", cause=HTTPError(_response(404))), "unavailable"),
-        (ExtractorError("Unable to download", cause=HTTPError(_response(429))), "network"),
-        (ExtractorError("Unable to download", cause=HTTPError(_response(503))), "network"),
-        (ExtractorError("x", cause=TransportError("[Errno 111] Connection refused")), "network"),
-        (ValueError("something else"), "other"),
-    ],
-)
+# One yt-dlp message of each kind, as yt-dlp words it.
+CLASSIFIED = [
+    (ExtractorError("Private video. Sign in if you've been granted access"), "private"),
+    (ExtractorError("Video unavailable. This video is private"), "private"),
+    (
+        ExtractorError("Video unavailable. This video has been removed by the uploader"),
+        "unavailable",
+    ),
+    (
+        ExtractorError(
+            "Video unavailable. This video is no longer available because the "
+            "YouTube account associated with this video has been terminated."
+        ),
+        "unavailable",
+    ),  # fmt: skip
+    (
+        ExtractorError("Sign in to confirm your age. This video may be inappropriate"),
+        "age-restricted",
+    ),  # fmt: skip
+    (GeoRestrictedError("The uploader has not made this video available"), "geo-blocked"),
+    (
+        ExtractorError(
+            "Video unavailable. The uploader has not made this video available in your country"
+        ),
+        "geo-blocked",
+    ),  # fmt: skip
+    (DownloadError("ERROR: ffmpeg exited with code 183"), "corrupt"),
+    (
+        ExtractorError(
+            "Requested format is not available. Use --list-formats for a list of available formats"
+        ),
+        "format",
+    ),  # fmt: skip
+    (
+        ExtractorError(
+            "[youtube] dQw4w9WgXcQ: n challenge solving failed: Some formats may "
+            "be missing. Ensure you have a supported JavaScript runtime"
+        ),
+        "runtime",
+    ),  # fmt: skip
+    (
+        ExtractorError(
+            "[youtube] dQw4w9WgXcQ: Signature extraction failed: Some formats may be missing"
+        ),
+        "runtime",
+    ),  # fmt: skip
+    (ExtractorError("[youtube] dQw4w9WgXcQ: Unable to extract yt initial data"), "extractor"),
+    (
+        ExtractorError(
+            "[youtube] dQw4w9WgXcQ: Video unavailable. This content isn't "
+            "available, try again later. The current session has been "
+            "rate-limited by YouTube for up to an hour."
+        ),
+        "rate-limit",
+    ),  # fmt: skip
+    (ExtractorError("Unable to download", cause=HTTPError(_response(429))), "rate-limit"),
+    (
+        ExtractorError(
+            "[youtube] dQw4w9WgXcQ: Sign in to confirm you’re not a bot. Use "
+            "--cookies-from-browser or --cookies for the authentication."
+        ),
+        "bot-check",
+    ),  # fmt: skip
+    (DownloadError("ERROR: ffmpeg exited with code 1"), "network"),
+    (ExtractorError("Unable to download", cause=HTTPError(_response(404))), "unavailable"),
+    (ExtractorError("Unable to download", cause=HTTPError(_response(503))), "network"),
+    (ExtractorError("x", cause=TransportError("[Errno 111] Connection refused")), "network"),
+    (ValueError("something else"), "other"),
+]
+
+
+@pytest.mark.parametrize(("exc", "reason"), CLASSIFIED)
 def test_classify_error(exc: BaseException, reason: str) -> None:
     wrapped = DownloadError(f"ERROR: {exc}", exc_info=(type(exc), exc, None))
     assert download.classify_error(wrapped) == reason
     assert reason in download.REASONS
+
+
+def test_failure_classes() -> None:
+    """Only the video's own state is permanent; throttling and network never are."""
+    assert {"rate-limit", "bot-check", "network"} == download.TRANSIENT
+    assert download.PERMANENT.isdisjoint({"format", "runtime", "extractor", "other"})
+    assert download.PERMANENT.isdisjoint(download.TRANSIENT)
+    assert {"private", "unavailable", "geo-blocked"} <= download.PERMANENT
+    assert {r for _, r in CLASSIFIED} <= set(download.REASONS)
+
+
+def _fake_deno(path: Path, version: str) -> str:
+    path.write_text(f"#!/bin/sh\necho 'deno {version} (stable, release, x86_64)'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_deno_is_found_and_checked(tmp_path: Path) -> None:
+    """The project's deno is found without PATH; a missing or old one stops in one line."""
+    found = download.deno_path()
+    out = subprocess.run([found, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("deno ")
+    assert download.deno_path(_fake_deno(tmp_path / "new", "2.9.8")) == str(tmp_path / "new")
+    for path in (_fake_deno(tmp_path / "old", "1.46.3"), str(tmp_path / "none")):
+        with pytest.raises(download.RuntimeMissing) as err:
+            download.deno_path(path)
+        assert "\n" not in str(err.value) and "pip install -e ." in str(err.value)
+
+
+def test_shard_options_map_the_config_section(tmp_path: Path) -> None:
+    cookies = tmp_path / "cookies.txt"
+    cookies.write_text("# Netscape HTTP Cookie File\n")
+    deno = _fake_deno(tmp_path / "deno", "2.5.0")
+    got = download.shard_options(
+        {
+            "cookies": str(cookies),
+            "sleep_requests": 1.5,
+            "sleep_downloads": 4,
+            "rate_limit": 500000,
+            "retries": 2,
+            "retry": ["format"],
+            "stop_after": 5,
+            "js_runtime": deno,
+        }
+    )
+    assert got == {
+        "retries": 2,
+        "retry_reasons": ("format",),
+        "stop_after": 5,
+        "js_runtime": deno,
+        "ydl_options": {
+            "cookiefile": str(cookies),
+            "sleep_interval_requests": 1.5,
+            "sleep_interval": 4.0,
+            "ratelimit": 500000,
+        },
+    }
+    defaults = download.shard_options({"js_runtime": deno})
+    assert defaults["retry_reasons"] == download.RETRIED and defaults["ydl_options"] == {}
+    with pytest.raises(FileNotFoundError, match="download.cookies"):
+        download.shard_options({"cookies": str(tmp_path / "none.txt"), "js_runtime": deno})
+
+
+def test_js_runtime_reaches_yt_dlp(server: _Server, tmp_path: Path, monkeypatch) -> None:
+    """The shard hands yt-dlp exactly the deno it was given."""
+    from yt_dlp import YoutubeDL
+
+    seen = []
+    init = YoutubeDL.__init__
+
+    def spy(self, params=None, *args, **kw):
+        seen.append((params or {}).get("js_runtimes"))
+        init(self, params, *args, **kw)
+
+    monkeypatch.setattr(YoutubeDL, "__init__", spy)
+    deno = _fake_deno(tmp_path / "deno", "2.9.8")
+    _shard(server, [Clip(GOOD)], tmp_path, js_runtime=deno)
+    assert seen == [{"deno": {"path": deno}}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -267,6 +268,33 @@ def test_ensure_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert media.ensure_ffmpeg() == path, "second call finds it on PATH"
     version = subprocess.run([path, "-version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("ffmpeg version")
+
+
+def test_ensure_ffmpeg_never_uses_a_shared_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache folder others can write to is refused: a private temporary folder is used."""
+    shared = tmp_path / "shared"
+    (shared / "avmodels" / "bin").mkdir(parents=True)
+    for folder in (shared / "avmodels", shared / "avmodels" / "bin"):
+        folder.chmod(0o777)
+    planted = shared / "avmodels" / "bin" / "node"
+    planted.write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    path = Path(media.ensure_ffmpeg())
+    assert shared not in path.parents
+    first = os.environ["PATH"].split(os.pathsep)[0]
+    assert Path(first) == path.parent and (path.parent.stat().st_mode & 0o077) == 0
+    assert path.parent.stat().st_uid == os.getuid()
+
+    blocked = tmp_path / "a-file"  # a cache folder that cannot be made
+    blocked.write_text("")
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    path = Path(media.ensure_ffmpeg())
+    assert (path.parent.stat().st_mode & 0o077) == 0 and path.parent.stat().st_uid == os.getuid()
+    assert os.environ["PATH"].split(os.pathsep)[0] == str(path.parent)
 
 
 def test_parse_probe() -> None:

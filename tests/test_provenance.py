@@ -519,3 +519,17 @@ def test_directory_hash_ignores_snakemake_timestamp(tmp_path: Path):
     assert file_hash(tmp_path / "clips") == before
     (tmp_path / "clips" / "b.wav").write_bytes(b"more")
     assert file_hash(tmp_path / "clips") != before
+
+
+def test_download_code_is_what_decides_the_download(repo_dir: Path):
+    """The download step's code is its script, ``download`` and the list/range code: not
+    the job harness (logging, provenance) nor the media code it checks files with."""
+    provenance.clear_code_caches()
+    names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / "download.py")}
+    assert {"download.py", "lists.py"} <= names
+    assert names.isdisjoint({"jobs.py", "provenance.py", "media.py"})
+    for step in ("fetch_list", "list_records"):
+        names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / f"{step}.py")}
+        assert "lists.py" in names and names.isdisjoint({"jobs.py", "provenance.py"})
+    names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / "preprocess.py")}
+    assert {"jobs.py", "provenance.py", "media.py"} <= names, "other steps are unchanged"

@@ -1,19 +1,42 @@
-"""Download one shard of a dataset's clips from YouTube (time ranges only; failures listed)."""
+"""Download one shard of a dataset's clips into its clip store (time ranges only).
 
-from avmodels.download import download_shard, ensure_ffmpeg
+The store and its record of failed clips are not outputs of the step, so Snakemake never
+deletes them: a clip on disk is never fetched again. The outputs are the list of finished
+clips and a copy of the failures.
+"""
+
+import shutil
+import sys
+
+from avmodels.download import (
+    TRANSIENT,
+    DownloadStopped,
+    RuntimeMissing,
+    download_shard,
+    shard_options,
+    write_done_list,
+)
 from avmodels.jobs import job
 from avmodels.lists import read_records, shard_records
 
-wc = snakemake.wildcards
-with job(snakemake) as log:
-    ensure_ffmpeg()
-    records = shard_records(
-        read_records(snakemake.input.records), int(wc.shard), snakemake.params.shards
-    )
-    summary = download_shard(
-        records,
-        snakemake.output.videos,
-        snakemake.output.failures,
-        url_template=snakemake.params.url_template,
-    )
-    log.info("%s", summary)
+wc, params = snakemake.wildcards, snakemake.params
+try:
+    with job(snakemake) as log:
+        records = shard_records(read_records(snakemake.input.records), int(wc.shard), params.shards)
+        summary = download_shard(
+            records,
+            params.store,
+            params.failures,
+            url_template=params.url_template,
+            **shard_options(params.options),
+        )
+        log.info("%s", summary)
+        transient = sum(summary.failed[r] for r in TRANSIENT)
+        if transient:
+            log.warning("%d clips failed for now; `--forcerun download` fetches them", transient)
+        write_done_list(params.store, [str(r.clip_id) for r in records], snakemake.output.done)
+        tmp = f"{snakemake.output.failures}.tmp"
+        shutil.copyfile(params.failures, tmp)
+        shutil.move(tmp, snakemake.output.failures)
+except (DownloadStopped, RuntimeMissing) as err:  # one line, not a traceback
+    sys.exit(f"download of {wc.dataset} shard {wc.shard}: {err}")

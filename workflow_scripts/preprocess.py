@@ -16,7 +16,7 @@ with job(snakemake) as log:
         rows, excluded = preprocess_many(
             records,
             snakemake.output.clips,
-            video_dir=snakemake.input.videos,
+            video_dir=snakemake.params.video_dir,
             classes=snakemake.params.classes,
             max_short_side=snakemake.params.frame_short_side,
             workers=snakemake.threads,
