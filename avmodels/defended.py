@@ -13,6 +13,10 @@ from avmodels.attacks import LossFn
 from avmodels.defenses import ExFMemModel, adaptive_attack_loss
 from avmodels.model import load_checkpoint
 
+#: Keys of the config's ``exfmem`` section that reach :class:`ExFMemModel` (the rest, e.g. the
+#: bank ``size``, are used when the banks are built).
+EXFMEM_SETTINGS = ("lam", "blend", "max_iter", "tol", "method", "stop")
+
 
 def load_evaluated_model(
     checkpoint: str | Path,
@@ -25,20 +29,14 @@ def load_evaluated_model(
     With ``adaptive`` the attacker maximises the defended model's own training loss
     (cross-entropy plus the cosine term for MinSim, as the authors' code attacks MinSim);
     otherwise plain cross-entropy. The ExFMem sparse coding is differentiable, so the
-    attacker sees through it.
+    attacker sees through it. ``exfmem``: the config's ``exfmem`` section (its
+    ``EXFMEM_SETTINGS`` keys reach :class:`ExFMemModel`; keys left out take its defaults).
     """
     model, extra = load_checkpoint(checkpoint)
     if memory is not None:
-        settings = dict(exfmem or {})
+        settings = {k: v for k, v in (exfmem or {}).items() if k in EXFMEM_SETTINGS}
         banks = torch.load(memory, map_location="cpu", weights_only=True)
-        model = ExFMemModel(
-            model,
-            banks,
-            lam=settings.get("lam", 0.1),
-            blend=settings.get("blend", 0.5),
-            max_iter=settings.get("max_iter", 2000),
-            tol=settings.get("tol", 8e-4),
-        ).eval()
+        model = ExFMemModel(model, banks, **settings).eval()
     train_config = extra.get("train_config", {})
     loss_name = train_config.get("loss", "ce")
     if not adaptive or loss_name != "minsim":

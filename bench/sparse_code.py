@@ -64,6 +64,29 @@ def make_problem(
     return draw(batch), memory
 
 
+def relu_problem(
+    d: int, k: int, batch: int, seed: int = 0, noise: float = 0.05, classes: int = 11
+) -> tuple[Tensor, Tensor]:
+    """(queries (B, d), memory (d, K)) at the scale of pooled post-ReLU CNN features, float64.
+
+    ``relu(shared + class mean + noise)``: non-negative, norm about 17, and a component shared by
+    all features (uniform on [0, 1] per unit) makes every pair of columns correlated (cosine
+    about 0.8): ``M^T M`` has one eigenvalue of about 2e5 and many small ones, the regime where
+    proximal gradient with step 1/L crawls and the authors' change rule stops early.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shared = torch.rand(d, generator=gen, dtype=torch.float64)
+    means = 0.5 * torch.randn(classes, d, generator=gen, dtype=torch.float64)
+
+    def draw(n: int) -> Tensor:
+        y = torch.randint(0, classes, (n,), generator=gen)
+        eps = noise * torch.randn(n, d, generator=gen, dtype=torch.float64)
+        return torch.relu(shared + means[y] + eps)
+
+    memory = draw(k).T.contiguous()
+    return draw(batch), memory
+
+
 def clock(device: str) -> tuple:
     if device.startswith("cuda"):
         return time.perf_counter, torch.cuda.synchronize
