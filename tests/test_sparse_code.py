@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from sklearn.linear_model import Lasso
 from threadpoolctl import threadpool_limits
 
+from avmodels.defended import load_evaluated_model
 from avmodels.defenses import ExFMemModel
 from avmodels.lasso import lasso_objective, relative_gap, solve_lasso, sparse_code
+from avmodels.model import ModelConfig, build_model, save_checkpoint
 
 LAM = 0.1  # the paper's lambda
 
@@ -150,3 +153,24 @@ def test_exfmem_records_iterations_and_gap(real_scale) -> None:
     assert authors.solver_stats()["max_gap"] > 1e-2  # far from the optimum, and it says so
     model.reset_stats()
     assert model.solver_stats()["calls"] == 0
+
+
+def test_config_settings_reach_the_evaluated_model(tmp_path: Path) -> None:
+    save_checkpoint(
+        tmp_path / "model.pt", build_model(ModelConfig(variant="concat", num_classes=3))
+    )
+    torch.save({"audio": torch.rand(512, 8), "visual": torch.rand(512, 8)}, tmp_path / "bank.pt")
+    root = Path(__file__).resolve().parents[1]
+    for path in (
+        root / "config.yaml",
+        root / "config" / "paper.yaml",
+        root / "config" / "tiny.yaml",
+    ):
+        section = yaml.safe_load(path.read_text())["exfmem"]
+        model, _ = load_evaluated_model(tmp_path / "model.pt", tmp_path / "bank.pt", section)
+        got = {k: getattr(model, k) for k in ("lam", "blend", "max_iter", "tol", "method", "stop")}
+        assert got == {k: section[k] for k in got}, path.name
+        assert (model.method, model.stop) == ("active_set", "gap")
+    authors = {"method": "ista", "stop": "change", "tol": 8e-4, "size": 1024}
+    model, _ = load_evaluated_model(tmp_path / "model.pt", tmp_path / "bank.pt", authors)
+    assert (model.method, model.stop, model.tol) == ("ista", "change", 8e-4)
