@@ -18,7 +18,6 @@ from avmodels.defenses import (
 )
 from avmodels.model import ModelConfig, load_checkpoint
 
-
 def load_evaluated_model(
     checkpoint: str | Path,
     memory: str | Path | None = None,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avmodels.fusion import FUSIONS
-from avmodels.lasso import lipschitz_constant, sparse_code
+from avmodels.lasso import LassoSolution, lipschitz_constant, sparse_code
 
 logger = logging.getLogger(__name__)
 
@@ -251,11 +251,18 @@ class ExFMemModel(nn.Module):
     Arguments:
         base: model with ``encode(**inputs) -> {m: (B, d)}``, ``head(feats)`` and ``modalities``.
         banks: ``{modality: (d, K)}`` from :func:`build_memory_banks`; stored as buffers.
-        lam, max_iter, tol: the Lasso settings; lambda 0.1 as the paper (A.5), at most 2000
-            steps and tolerance 8e-4 as the authors' code.
-        method: "fista" (default; the authors' ISTA's problem, far fewer steps), "ista", or
-            "active_set" (the exact solution, :func:`avmodels.lasso.active_set_lasso`).
+        lam: the Lasso's lambda, 0.1 as the paper (A.5).
+        method, stop, tol, max_iter: the solver (:func:`~avmodels.lasso.sparse_code`). Default:
+            the exact solution ("active_set", relative KKT tolerance 1e-4), so Eq. 4 is solved
+            whatever the features' scale and whatever else is in the batch. "fista" / "ista"
+            with ``stop="gap"`` stop each sample at a relative duality gap <= ``tol``; with
+            ``stop="change"`` and ``tol=8e-4`` they follow the authors' rule (the norm of the
+            batch's change), which on post-ReLU features stops far from the optimum.
+            ``tol=None``: the stop rule's default.
         blend: weight of the reconstruction; 0 gives the base model back.
+
+    ``solver_stats()`` summarises the solves since the last ``reset_stats()``: calls, samples,
+    the most iterations any call ran and the largest and mean final relative duality gap.
     """
 
     def __init__(
@@ -265,8 +272,9 @@ class ExFMemModel(nn.Module):
         lam: float = 0.1,
         blend: float = 0.5,
         max_iter: int = 2000,
-        tol: float = 8e-4,
-        method: str = "fista",
+        tol: float | None = None,
+        method: str = "active_set",
+        stop: str = "gap",
     ) -> None:
         super().__init__()
         self.base = base
@@ -280,7 +288,9 @@ class ExFMemModel(nn.Module):
             self.register_buffer(f"bank_{m}", bank)
             self.register_buffer(f"lipschitz_{m}", torch.tensor(lipschitz_constant(bank)))
         self.lam, self.blend, self.max_iter, self.tol = lam, blend, max_iter, tol
-        self.method = method
+        self.method, self.stop = method, stop
+        self._solutions: list[LassoSolution] = []
+        self.reset_stats()
 
     @property
     def config(self) -> Any:
@@ -296,9 +306,34 @@ class ExFMemModel(nn.Module):
         for m in self.banked:
             f, bank = feats[m], self.bank(m).to(feats[m].dtype)
             lip = float(getattr(self, f"lipschitz_{m}"))
-            codes = sparse_code(f, bank, self.lam, self.max_iter, self.tol, self.method, lip)
+            codes = sparse_code(
+                f, bank, self.lam, self.max_iter, self.tol, self.method, lip, self.stop,
+                self._solutions,
+            )  # fmt: skip
+            self._tally(self._solutions.pop())
             out[m] = self.blend * (codes @ bank.T) + (1.0 - self.blend) * f
         return out
+
+    def reset_stats(self) -> None:
+        """Forget the solves counted by :meth:`solver_stats`."""
+        self._stats = {"calls": 0, "samples": 0, "max_iterations": 0, "gap_sum": 0.0}
+        self._stats["max_gap"] = 0.0
+
+    def _tally(self, sol: LassoSolution) -> None:
+        st, gap = self._stats, sol.gap
+        st["calls"] += 1
+        st["samples"] += len(sol.codes)
+        st["max_iterations"] = max(st["max_iterations"], sol.iterations)
+        if gap is not None and len(gap):
+            worst = torch.tensor([st["max_gap"], float(gap.max())])
+            st["max_gap"] = float(worst.max())  # NaN (a diverged sample) propagates
+            st["gap_sum"] += float(gap.sum())
+
+    def solver_stats(self) -> dict[str, float]:
+        """``calls``, ``samples``, ``max_iterations``, ``max_gap`` and ``mean_gap`` so far."""
+        st = self._stats
+        mean = st["gap_sum"] / st["samples"] if st["samples"] else 0.0
+        return {k: v for k, v in st.items() if k != "gap_sum"} | {"mean_gap": mean}
 
     def encode(self, **inputs: Tensor) -> dict[str, Tensor]:
         return self.denoise(self.base.encode(**inputs))
@@ -312,7 +347,8 @@ class ExFMemModel(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"banks={ {m: tuple(self.bank(m).shape) for m in self.banked} }, lam={self.lam}, "
-            f"blend={self.blend}, max_iter={self.max_iter}, tol={self.tol}, method={self.method}"
+            f"blend={self.blend}, max_iter={self.max_iter}, tol={self.tol}, method={self.method}, "
+            f"stop={self.stop}"
         )
 
 
@@ -321,20 +357,19 @@ def load_banks(path: str | Path) -> dict[str, Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+#: Keys of the config's ``exfmem`` section that reach :class:`ExFMemModel`.
+EXFMEM_SETTINGS = ("lam", "blend", "max_iter", "tol", "method", "stop")
+
+
 def exfmem_model(
     base: nn.Module, banks: Mapping[str, Tensor], exfmem: Mapping[str, Any] | None = None
 ) -> ExFMemModel:
     """``base`` inside ExFMem with the config's ``exfmem`` settings (the same for the
-    evaluation and the full defense's fine-tuning)."""
-    settings = dict(exfmem or {})
-    return ExFMemModel(
-        base,
-        banks,
-        lam=settings.get("lam", 0.1),
-        blend=settings.get("blend", 0.5),
-        max_iter=settings.get("max_iter", 2000),
-        tol=settings.get("tol", 8e-4),
-    )
+    evaluation and the full defense's fine-tuning): its ``EXFMEM_SETTINGS`` keys reach
+    :class:`ExFMemModel`, keys left out take its defaults (the bank ``size`` is used when
+    the banks are built)."""
+    settings = {k: v for k, v in (exfmem or {}).items() if k in EXFMEM_SETTINGS}
+    return ExFMemModel(base, banks, **settings)
 
 
 # -- the attacker's loss -------------------------------------------------------------------------

@@ -41,6 +41,12 @@ EVAL_COLUMNS = [
     "dataset", "model", "defense", "attack", "eps", "mode",
     "eps_audio", "eps_visual", "accuracy", "n_correct", "n",
 ]  # fmt: skip
+#: Extra columns of an ExFMem model's evaluation -> key of ``ExFMemModel.solver_stats()``.
+SOLVER_COLUMNS = {
+    "lasso_iterations": "max_iterations",
+    "lasso_max_gap": "max_gap",
+    "lasso_mean_gap": "mean_gap",
+}
 LOCALIZATION_COLUMNS = [
     "mode", "eps_audio", "eps_visual", "accuracy", "overlap", "peak_shift", "com_shift", "n",
 ]  # fmt: skip
@@ -205,9 +211,14 @@ def evaluate(
     Returns one row per scored mode with columns ``EVAL_COLUMNS`` and ``correct`` (per-clip
     correctness in the manifest's order, see :func:`correctness_string`; the findings'
     paired intervals read it); ``eps_audio`` and ``eps_visual`` are the nominal budgets the
-    attacker was given (0 if unattacked).
+    attacker was given (0 if unattacked). An ExFMem model adds ``SOLVER_COLUMNS``, the same
+    in every row: over all sparse codings of the job (attack steps and scoring), the most
+    solver iterations of one call and the largest and mean final relative duality gap of a
+    sample.
     """
     budgets = _job_budgets(model, modes, eps, paper_budget, inapplicable)
+    if isinstance(model, ExFMemModel):
+        model.reset_stats()
     by_key = {_key(b): b for b in budgets.values()}
     correct: dict[tuple[str, ...], list[Tensor]] = {k: [] for k in by_key}
     shared = _shares_features(model)
@@ -240,7 +251,12 @@ def evaluate(
         }
         for mode, budget in budgets.items()
     ]
-    return pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "correct"])
+    frame = pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "correct"])
+    if isinstance(model, ExFMemModel):
+        stats = model.solver_stats()
+        for column, key in SOLVER_COLUMNS.items():
+            frame[column] = stats[key]
+    return frame
 
 
 def correctness_string(hits: Tensor) -> str:

@@ -4,6 +4,12 @@
 ``M``: ISTA / FISTA with step 1 / L (:func:`solve_lasso`), an exact active-set solver
 (feature-sign search on a growing working set, :func:`active_set_lasso`), and
 :func:`sparse_code`, differentiable in the features, which ExFMem calls.
+
+Stop rules (:data:`STOP_RULES`) of ISTA / FISTA: ``"gap"`` (default) stops each sample on its
+own once its relative duality gap (:func:`relative_gap`) is below ``tol``: scale-free, it bounds
+the distance to the optimal objective, and no sample's result depends on the rest of the batch.
+``"change"`` is the authors' rule: stop when the norm of the whole batch's change in one step is
+below ``tol`` (8e-4 in their code), which depends on the features' scale and on the batch.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ logger = logging.getLogger(__name__)
 
 #: Lasso solvers of :func:`solve_lasso` / :func:`sparse_code`.
 LASSO_METHODS = ("ista", "fista", "active_set")
+#: Stop rules of ISTA / FISTA (see the module docstring).
+STOP_RULES = ("gap", "change")
+#: Default ``tol`` of each stop rule: relative duality gap, or the authors' change norm.
+DEFAULT_TOL = {"gap": 1e-4, "change": 8e-4}
+_GAP_EVERY = 5  # iterations between two duality-gap checks
 
 
 def lipschitz_constant(memory: Tensor) -> float:
@@ -35,6 +46,23 @@ def lasso_objective(features: Tensor, memory: Tensor, codes: Tensor, lam: float)
     """``0.5 ||f - M a||^2 + lam ||a||_1`` per sample: (B, d), (d, K), (B, K) -> (B,)."""
     residual = features - codes @ memory.T
     return 0.5 * residual.pow(2).sum(1) + lam * codes.abs().sum(1)
+
+
+def relative_gap(features: Tensor, memory: Tensor, codes: Tensor, lam: float) -> Tensor:
+    """Relative duality gap ``(P(a) - D(theta)) / P(a)`` per sample, in float64: (B,).
+
+    ``P`` is the Lasso objective, ``theta = r min(1, lam / ||M^T r||_inf)`` the residual
+    ``r = f - M a`` scaled to be dual-feasible and ``D(theta) = f . theta - 0.5 ||theta||^2``.
+    It is >= 0, 0 exactly at the optimum, and bounds ``(P(a) - P*) / P(a)``; it does not change
+    when f and M are scaled together with ``lam`` scaled by the square of the factor.
+    """
+    f, m, a = features.detach().double(), memory.detach().double(), codes.detach().double()
+    residual = f - a @ m.T
+    dual_norm = (residual @ m).abs().amax(1)
+    theta = residual * (lam / dual_norm.clamp(min=1e-300)).clamp(max=1.0).unsqueeze(1)
+    primal = 0.5 * residual.pow(2).sum(1) + lam * a.abs().sum(1)
+    dual = (f * theta).sum(1) - 0.5 * theta.pow(2).sum(1)
+    return ((primal - dual).clamp(min=0.0) / primal.clamp(min=1e-300)).where(primal > 0, 0.0)
 
 
 def proximal_steps(
@@ -74,7 +102,9 @@ def proximal_steps(
 
 @dataclass
 class LassoSolution:
-    """What :func:`solve_lasso` found: codes (B, K), iterations run, step, stopped on ``tol``."""
+    """What :func:`solve_lasso` found: codes (B, K), iterations run (the most of any sample),
+    step, whether every sample met ``tol``, per-step supports and momenta (unrolled backward),
+    and the final relative duality gap of each sample (B,) (:func:`relative_gap`)."""
 
     codes: Tensor
     iterations: int
@@ -82,6 +112,18 @@ class LassoSolution:
     converged: bool
     supports: list[Tensor]
     betas: list[float]
+    gap: Tensor | None = None
+
+
+def _check_settings(method: str, stop: str, tol: float, max_iter: int) -> None:
+    if method not in LASSO_METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(LASSO_METHODS)}")
+    if stop not in STOP_RULES:
+        raise ValueError(f"unknown stop rule {stop!r}; valid: {', '.join(STOP_RULES)}")
+    if stop == "change" and method == "active_set":
+        raise ValueError("stop 'change' is a rule of ista / fista; active_set solves exactly")
+    if not (tol >= 0 and max_iter >= 1):
+        raise ValueError(f"the Lasso needs tol >= 0 and max_iter >= 1, got {tol}, {max_iter}")
 
 
 def solve_lasso(
@@ -89,53 +131,114 @@ def solve_lasso(
     memory: Tensor,
     lam: float,
     max_iter: int = 2000,
-    tol: float = 8e-4,
+    tol: float | None = None,
     method: str = "fista",
     step: float | None = None,
     lipschitz: float | None = None,
     keep_supports: bool = False,
     init: Tensor | None = None,
+    stop: str = "gap",
 ) -> LassoSolution:
-    """Run :func:`proximal_steps` (no autograd) until ``max |a_k - a_{k-1}| < tol`` or ``max_iter``.
+    """Proximal gradient (no autograd) until the ``stop`` rule meets ``tol``, or ``max_iter`` steps.
 
-    ``step`` defaults to 1 / L (``lipschitz`` or :func:`lipschitz_constant`). A run that becomes
-    non-finite (a fixed step above 2 / L diverges) stops with ``converged=False``. ``init``
+    ``stop="gap"``: each sample stops on its own, at the first check (every 5 steps) where its
+    relative duality gap is <= ``tol`` (default 1e-4); its codes then stay fixed, so a sample's
+    result does not depend on the batch. ``stop="change"`` (the authors'): all samples stop when
+    the Frobenius norm of the batch's change in one step is < ``tol`` (default 8e-4).
+    ``keep_supports`` (per-step supports for the unrolled backward) needs ``stop="change"``.
+
+    ``step`` defaults to 1 / L (``lipschitz`` or :func:`lipschitz_constant`). A sample whose
+    codes become non-finite (a fixed step above 2 / L diverges) stops, not converged. ``init``
     (B, K) warm-starts the iterations (default 0).
 
     ``method="active_set"`` runs :func:`active_set_lasso` instead: ``tol`` is then its relative
     KKT tolerance, ``iterations`` its working-set rounds, ``step`` 0 and ``max_iter`` caps the
     FISTA fallback; ``step``, ``lipschitz``, ``keep_supports`` and ``init`` are not used.
     """
+    tol = DEFAULT_TOL[stop] if tol is None and stop in DEFAULT_TOL else tol
+    _check_settings(method, stop, tol, max_iter)
     if method == "active_set":
         return active_set_lasso(features, memory, lam, tol=tol, max_iter=max_iter)
+    if keep_supports and stop != "change":
+        raise ValueError("keep_supports (the unrolled backward) needs stop='change'")
     if step is None:
         step = 1.0 / (lipschitz if lipschitz is not None else lipschitz_constant(memory))
+    with torch.no_grad():
+        f, m = features.detach(), memory.detach()
+        if stop == "gap":
+            return _solve_to_gap(f, m, lam, max_iter, tol, method, step, init)
+        return _solve_to_change(f, m, lam, max_iter, tol, method, step, keep_supports, init)
+
+
+def _solve_to_change(
+    f: Tensor, m: Tensor, lam: float, max_iter: int, tol: float, method: str, step: float,
+    keep_supports: bool, init: Tensor | None,
+) -> LassoSolution:  # fmt: skip
+    """The authors' rule: stop when ``||A_k - A_{k-1}||_F`` over the whole batch is < ``tol``."""
     supports: list[Tensor] = []
     betas: list[float] = []
-    codes = features.new_zeros(features.shape[0], memory.shape[1]) if init is None else init
+    codes = f.new_zeros(f.shape[0], m.shape[1]) if init is None else init
     previous, converged, it = codes, False, 0
-    with torch.no_grad():
-        for it, (codes, support, beta) in enumerate(
-            proximal_steps(
-                features.detach(), memory.detach(), lam, step, method, keep_supports, init
-            ),
-            start=1,
-        ):
-            if keep_supports:
-                supports.append(support)
-                betas.append(beta)
-            change = float(torch.linalg.vector_norm(codes - previous, ord=math.inf))
-            if not math.isfinite(change):
-                break
-            if change < tol:
-                converged = True
-                break
-            if it >= max_iter:
-                break
-            previous = codes
+    steps = proximal_steps(f, m, lam, step, method, keep_supports, init)
+    for it, (codes, support, beta) in enumerate(steps, start=1):
+        if keep_supports:
+            supports.append(support)
+            betas.append(beta)
+        change = float(torch.linalg.vector_norm(codes - previous))
+        if not math.isfinite(change):
+            break
+        if change < tol:
+            converged = True
+            break
+        if it >= max_iter:
+            break
+        previous = codes
     if not converged:
         logger.debug("Lasso stopped after %d steps without reaching tol %g", it, tol)
-    return LassoSolution(codes, it, step, converged, supports, betas)
+    gap = relative_gap(f, m, codes, lam)
+    return LassoSolution(codes, it, step, converged, supports, betas, gap)
+
+
+def _solve_to_gap(
+    f: Tensor, m: Tensor, lam: float, max_iter: int, tol: float, method: str, step: float,
+    init: Tensor | None,
+) -> LassoSolution:  # fmt: skip
+    """Per-sample duality-gap stop: a sample leaves the batch once its gap is <= ``tol``."""
+    batch = f.shape[0]
+    out = f.new_zeros(batch, m.shape[1]) if init is None else init.to(f.dtype).clone()
+    gap = torch.full((batch,), math.inf, dtype=torch.float64, device=f.device)
+    rows = torch.arange(batch, device=f.device)
+    gram = m.T @ m
+    transition = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device) - step * gram
+    drive, threshold = step * (f @ m), lam * step
+    codes = out.clone()
+    point, t, it, ran = codes, 1.0, 0, 0
+    while len(rows) and it < max_iter:
+        it += 1
+        z = torch.addmm(drive, point, transition)
+        new = z - z.clamp(-threshold, threshold)
+        beta = 0.0
+        if method == "fista":
+            t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            beta, t = (t - 1.0) / t_next, t_next
+        point = torch.lerp(codes, new, 1.0 + beta) if beta else new
+        codes = new
+        if it % _GAP_EVERY and it < max_iter:
+            continue
+        now = relative_gap(f[rows], m, codes, lam)
+        bad = ~torch.isfinite(codes).all(1)
+        done = (now <= tol) | bad | (it >= max_iter)
+        if bool(done.any()):
+            out[rows[done]] = codes[done]
+            gap[rows[done]] = torch.where(bad, math.nan, now)[done]
+            ran = it
+            keep = ~done
+            rows, codes, point, drive = rows[keep], codes[keep], point[keep], drive[keep]
+    converged = bool((gap <= tol).all())
+    if not converged:
+        open_ = int((~(gap <= tol)).sum())
+        logger.debug("Lasso: %d samples above tol %g after %d steps", open_, tol, it)
+    return LassoSolution(out, ran, step, converged, [], [], gap)
 
 
 def _check_shapes(features: Tensor, memory: Tensor) -> None:
@@ -146,7 +249,7 @@ def _check_shapes(features: Tensor, memory: Tensor) -> None:
 
 # -- active-set Lasso: feature-sign search on a growing working set ------------------------------
 _START_ATOMS = 16  # first working set: the atoms most correlated with f
-_GROW_ATOMS = 16  # atoms added per round: the largest KKT violations
+_GROW_ATOMS = 16  # atoms added per round (at least; half the working set once it is larger)
 _MAX_ROUNDS = 30  # then FISTA, warm-started, finishes a query
 
 
@@ -365,19 +468,23 @@ def active_set_lasso(
     exactly by feature-sign search (:func:`_feature_sign`, closed form on sign patterns, Gram
     ``M_W^T M_W`` built incrementally, no K x K Gram). The Lasso's optimality (KKT) conditions
     ``M_S^T (f - M a) = lam sign(a_S)`` on the support and ``|M_j^T (f - M a)| <= lam``
-    elsewhere then hold on W; the 16 atoms violating them most outside W (``> lam (1 + tol)``)
-    join it, until none does. A query still open after 30 rounds is finished by FISTA (step 1/L,
-    warm-started, at most ``max_iter`` steps, stop on code change below ``1e-3 * tol * lam``).
+    elsewhere then hold on W; the atoms violating them most outside W (``> lam (1 + tol)``;
+    16, or half the working set once it holds more than 32) join it, until none does. A query
+    still open after 30 rounds is finished by FISTA (step 1/L, warm-started, at most
+    ``max_iter`` steps, stop on a relative duality gap <= ``tol``).
 
     The codes are exact up to ``tol``: the relative KKT violation bounds the duality gap
-    (``r / (1 + tol)`` is dual-feasible), about ``tol`` relative. Computed in the features'
-    dtype (at least float32). Shape: features (B, d), memory (d, K) -> codes (B, K).
+    (``r / (1 + tol)`` is dual-feasible), about ``tol`` relative; ``gap`` of the result holds
+    each query's relative duality gap. Each query's working set grows with its own violations
+    only, so its codes do not depend on the rest of the batch. Computed in float64 (post-ReLU
+    features make ill-conditioned problems); returned in the features' dtype.
+    Shape: features (B, d), memory (d, K) -> codes (B, K).
     """
     _check_shapes(features, memory)
     if not (lam > 0 and tol >= 0 and max_iter >= 1):
         raise ValueError(f"active_set_lasso needs lam > 0, tol >= 0, max_iter >= 1; "
                          f"got {lam}, {tol}, {max_iter}")  # fmt: skip
-    dtype = torch.promote_types(features.dtype, torch.float32)
+    dtype = torch.promote_types(features.dtype, torch.float64)
     with torch.no_grad():
         f, m = features.detach().to(dtype), memory.detach().to(dtype)
         k = m.shape[1]
@@ -391,7 +498,7 @@ def active_set_lasso(
             solved, settled = _feature_sign(gram, corr, lam, start, tol, 4 * ws.size + 20)
             ws.codes[rows, : ws.size] = solved
             excess = ws.kkt_excess(f[rows], m, sub, lam, tol)
-            grow = min(_GROW_ATOMS, k - ws.size)
+            grow = min(max(_GROW_ATOMS, ws.size // 2), k - ws.size)
             more = ~settled | ((excess > 0).any(1) & (grow > 0))
             if not bool(more.all()):
                 codes[rows[~more]] = ws.dense(rows[~more], k)
@@ -403,13 +510,13 @@ def active_set_lasso(
         if len(rows):  # not settled: FISTA from the current codes
             logger.debug("active_set_lasso: %d queries left to FISTA", len(rows))
             start = ws.dense(rows, k)
-            sol = solve_lasso(f[rows], m, lam, max_iter, 1e-3 * tol * lam, "fista", init=start)
-            codes[rows] = sol.codes
-    return LassoSolution(codes.to(features.dtype), rounds, 0.0, len(rows) == 0, [], [])
+            codes[rows] = solve_lasso(f[rows], m, lam, max_iter, tol, "fista", init=start).codes
+        gap = relative_gap(f, m, codes, lam)
+    return LassoSolution(codes.to(features.dtype), rounds, 0.0, len(rows) == 0, [], [], gap)
 
 
-class _ActiveSetCode(torch.autograd.Function):
-    """:func:`active_set_lasso` with the derivative of the exact Lasso solution.
+class _ExactCode(torch.autograd.Function):
+    """A converged Lasso solution (:func:`solve_lasso`, stop "gap") with its exact derivative.
 
     With the support S and signs s fixed (they are, locally, for a generic f), the solution is
     ``a_S = (M_S^T M_S)^{-1} (M_S^T f - lam s_S)`` and 0 off S, so ``d a_S / d f =
@@ -417,12 +524,13 @@ class _ActiveSetCode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx: Any, features: Tensor, memory: Tensor, lam: float, max_iter: int, tol: float
-    ) -> Tensor:
-        codes = active_set_lasso(features, memory, lam, tol, max_iter).codes
-        ctx.save_for_backward(memory, codes)
-        return codes
+    def forward(ctx: Any, features: Tensor, memory: Tensor, lam: float, settings: dict) -> Tensor:
+        record = settings.pop("record", None)
+        sol = solve_lasso(features, memory, lam, **settings)
+        if record is not None:
+            record.append(sol)
+        ctx.save_for_backward(memory, sol.codes)
+        return sol.codes
 
     @staticmethod
     def backward(ctx: Any, grad_codes: Tensor) -> tuple[Tensor | None, ...]:
@@ -434,7 +542,7 @@ class _ActiveSetCode(torch.autograd.Function):
         atoms = memory.T.to(grad_codes.dtype)[index] * mask.unsqueeze(-1)  # (B, s, d)
         gram = torch.bmm(atoms, atoms.transpose(1, 2))
         v = _masked_solve(gram, mask, grad_codes.gather(1, index))
-        return torch.bmm(v.unsqueeze(1), atoms).squeeze(1), None, None, None, None
+        return torch.bmm(v.unsqueeze(1), atoms).squeeze(1), None, None, None
 
 
 class _SparseCode(torch.autograd.Function):
@@ -448,19 +556,11 @@ class _SparseCode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx: Any,
-        features: Tensor,
-        memory: Tensor,
-        lam: float,
-        max_iter: int,
-        tol: float,
-        method: str,
-        lipschitz: float | None,
-    ) -> Tensor:
-        sol = solve_lasso(
-            features, memory, lam, max_iter, tol, method, lipschitz=lipschitz, keep_supports=True
-        )
+    def forward(ctx: Any, features: Tensor, memory: Tensor, lam: float, settings: dict) -> Tensor:
+        record = settings.pop("record", None)
+        sol = solve_lasso(features, memory, lam, keep_supports=True, **settings)
+        if record is not None:
+            record.append(sol)
         ctx.save_for_backward(memory)
         ctx.supports, ctx.betas, ctx.step = sol.supports, sol.betas, sol.step
         return sol.codes
@@ -482,7 +582,7 @@ class _SparseCode(torch.autograd.Function):
                 g_codes = (1.0 + beta) * g_point + carry
                 carry = -beta * g_point
         g_features = (ctx.step * g_drive) @ memory.T
-        return g_features, None, None, None, None, None, None
+        return g_features, None, None, None
 
 
 def sparse_code(
@@ -490,40 +590,45 @@ def sparse_code(
     memory: Tensor,
     lam: float,
     max_iter: int = 2000,
-    tol: float = 8e-4,
-    method: str = "fista",
+    tol: float | None = None,
+    method: str = "active_set",
     lipschitz: float | None = None,
+    stop: str = "gap",
+    record: list[LassoSolution] | None = None,
 ) -> Tensor:
     """Sparse codes ``argmin_a 0.5 ||f - M a||^2 + lam ||a||_1`` for a batch, differentiable in f.
 
-    ISTA (Daubechies et al. 2004) or FISTA (Beck & Teboulle, SIAM J. Imaging Sci. 2009) with step
-    1 / L, L the largest eigenvalue of ``M^T M`` (no per-dataset step tuning), from a = 0, until
-    the largest change of any code in the batch is below ``tol`` or after ``max_iter`` steps.
     The objective has the factor 1/2 of the authors' ISTA (threshold ``lam * step``); the paper's
     Eq. 4 omits it, i.e. its lambda is 2x this one. scikit-learn's ``Lasso(alpha=lam / d,
-    fit_intercept=False)`` fitted on (M, f) solves the same problem. ``tol`` bounds the codes'
-    change per step, not the objective gap, so what it means depends on the problem's scale:
-    with unit-norm features and lambda 0.1, 8e-4 stops ISTA after 2 steps, 50% above the optimum
-    (bench/sparse_code.py).
+    fit_intercept=False)`` fitted on (M, f) solves the same problem.
 
-    Gradients flow to ``features`` (the memory is a constant: it must not require grad) exactly as
-    autograd through the iterations would, at the cost of one (B, K) x (K, K) product per step
-    run; the memory kept for the backward is one bool per code and step (B * K * steps bytes,
-    at most 131 MB for B = 64, K = 1024, 2000 steps) instead of several float tensors per step.
+    Default: the exact solution (``method="active_set"``, :func:`active_set_lasso`, ``tol`` its
+    relative KKT tolerance, default 1e-4; ``max_iter`` caps its FISTA fallback). ``"fista"``
+    (Beck & Teboulle 2009) or ``"ista"`` (Daubechies et al. 2004) run proximal gradient with
+    step 1 / L (L the largest eigenvalue of ``M^T M``, or ``lipschitz``) from a = 0, stopped by
+    ``stop`` (:func:`solve_lasso`): ``"gap"``, each sample on its relative duality gap <= ``tol``
+    (default 1e-4), or ``"change"``, the authors' rule, the norm of the batch's change in one
+    step < ``tol`` (default 8e-4; it depends on the features' scale and on the batch).
 
-    ``method="active_set"`` solves the Lasso exactly instead (:func:`active_set_lasso`, ``tol``
-    its relative KKT tolerance, ``max_iter`` its FISTA fallback's cap, ``lipschitz`` unused) and
-    backpropagates the exact solution's derivative ``M_S (M_S^T M_S)^{-1}`` on the support S.
+    Gradients flow to ``features`` (the memory is a constant: it must not require grad). With
+    ``stop="gap"`` the backward is the derivative of the exact solution on its support S,
+    ``M_S (M_S^T M_S)^{-1}``; with ``stop="change"`` it is autograd through the iterations
+    actually run, replayed from one bool per code and step (B * K * steps bytes).
 
+    ``record`` (a list) receives the :class:`LassoSolution` of the call (iterations, gap).
     Shape: features (B, d), memory (d, K) -> codes (B, K).
     """
     if memory.requires_grad:
         raise ValueError("sparse_code differentiates w.r.t. the features only; detach the memory")
     _check_shapes(features, memory)
-    if method == "active_set":
-        if features.requires_grad and torch.is_grad_enabled():
-            return _ActiveSetCode.apply(features, memory, lam, max_iter, tol)
-        return active_set_lasso(features, memory, lam, tol, max_iter).codes
+    tol = DEFAULT_TOL[stop] if tol is None and stop in DEFAULT_TOL else tol
+    _check_settings(method, stop, tol, max_iter)
+    settings = {"max_iter": max_iter, "tol": tol, "method": method, "stop": stop}
+    settings["lipschitz"] = lipschitz
     if features.requires_grad and torch.is_grad_enabled():
-        return _SparseCode.apply(features, memory, lam, max_iter, tol, method, lipschitz)
-    return solve_lasso(features, memory, lam, max_iter, tol, method, lipschitz=lipschitz).codes
+        fn = _SparseCode if stop == "change" else _ExactCode
+        return fn.apply(features, memory, lam, {**settings, "record": record})
+    sol = solve_lasso(features, memory, lam, **settings)
+    if record is not None:
+        record.append(sol)
+    return sol.codes

@@ -127,6 +127,8 @@ def test_defended_model(trained, manifests):
     assert (rows["defense"] == "exfmem").all()
     acc = rows.set_index("mode")["accuracy"]
     assert (acc[["a", "v", "av"]] <= acc["clean"]).all()
+    assert rows["lasso_iterations"].min() >= 1  # solver statistics of the job, every row
+    assert (rows["lasso_max_gap"] <= 1e-4).all() and (rows["lasso_mean_gap"] >= 0).all()
 
 
 def test_attention_scores():
