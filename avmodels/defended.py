@@ -18,6 +18,7 @@ from avmodels.defenses import (
 )
 from avmodels.model import ModelConfig, load_checkpoint
 
+
 def load_evaluated_model(
     checkpoint: str | Path,
     memory: str | Path | None = None,
