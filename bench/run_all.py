@@ -9,7 +9,11 @@ a module that raises becomes one ERROR row with its one-line reason, a row carry
 written as its own section). A missed target without a ``profile`` gets the module's
 ``profile(row, quick)`` if it defines one, else a cProfile of the module's quick run.
 
-    python bench/run_all.py [--quick] [--only NAME ...] [--no-profile] [--out bench/RESULTS.md]
+    python bench/run_all.py [--quick] [--only NAME ...] [--update] [--no-profile]
+                            [--out bench/RESULTS.md]
+
+``--only NAME --update`` re-measures those modules and keeps the other modules' rows of the
+existing ``results.json`` beside ``--out``; the report names what was re-measured and when.
 """
 
 from __future__ import annotations
@@ -241,6 +245,11 @@ def markdown(report: dict) -> str:
             if report["absent"]
             else []
         ),
+        *(
+            f"Re-measured on {u['date']} (`--only {' '.join(u['modules'])} --update`, load "
+            f"average {u['load']}): the rows of {', '.join(u['modules'])}.\n"
+            for u in report.get("updates", [])
+        ),
         "## Machine",
         "",
         f"- CPU: {m['cpu']}, {m['logical_cores']} logical cores ({m['usable_cores']} usable)",
@@ -287,10 +296,29 @@ def markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def merged(previous: dict, report: dict) -> dict:
+    """``previous`` with the modules of ``report`` re-measured: their rows and run times
+    replaced, in the modules' order; the date, machine and versions stay the full run's,
+    and ``updates`` lists each partial run."""
+    ran = set(report["module_seconds"])
+    kept = [r for r in previous["rows"] if r["benchmark"] not in ran]
+    order = {name: i for i, name in enumerate([*ORDER, *sorted(ran)])}
+    rows = sorted(kept + report["rows"], key=lambda r: order.get(r["benchmark"], len(order)))
+    update = {"date": report["date"], "modules": sorted(ran), "load": report["load_start"]}
+    return previous | {
+        "rows": rows,
+        "module_seconds": previous["module_seconds"] | report["module_seconds"],
+        "updates": [*previous.get("updates", []), update],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fast smoke run of every benchmark")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these modules")
+    parser.add_argument(
+        "--update", action="store_true", help="keep the other modules' rows of results.json"
+    )
     parser.add_argument("--no-profile", action="store_true", help="no cProfile of missed targets")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -326,6 +354,8 @@ def main() -> None:
         "seconds": time.perf_counter() - start,
         "load_end": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
+    if args.update:
+        report = merged(json.loads(args.out.with_name("results.json").read_text()), report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(markdown(report))
     args.out.with_name("results.json").write_text(json.dumps(report, indent=1, default=str))

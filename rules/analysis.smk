@@ -16,6 +16,7 @@ rule localization:
         analysis=config["analysis"],
         paper_budget=plan.attack_settings(config)["paper_budget"],
         inputs=config["inputs"],
+        classes=dataset_classes,
         code=code("localization"),
     script:
         "../workflow_scripts/localization.py"

@@ -1,7 +1,6 @@
 """Localize sound sources with the attention model, clean and under A, V and AV attacks."""
 
 from avmodels.analysis_arrays import save_localization_npz
-from avmodels.classes import class_names
 from avmodels.evaluate import evaluate_localization
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
@@ -29,6 +28,6 @@ with job(snakemake) as log:
         predictions=result.predictions,
         labels=result.labels,
         scores={mode: s["overlap"] for mode, s in result.scores.items()},
-        class_names=class_names(snakemake.wildcards.dataset),
+        class_names=snakemake.params.classes,
     )
     log.info("\n%s", result.summary.to_string(index=False))
