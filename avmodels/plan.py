@@ -129,8 +129,13 @@ def all_evaluations(config: dict) -> list[EvalKey]:
     return sorted(keys)
 
 
+#: Keys of :func:`variant_settings` that shape the network (``ModelConfig``), not its training.
+MODEL_KEYS = ("arch", "visual_output_stride", "visual_pool")
+
+
 def variant_settings(config: dict, model: str, dataset: str | None = None) -> dict[str, Any]:
-    """Training settings of one variant: shared, then the dataset's, then the variant's own."""
+    """Training settings of one variant: shared, then the dataset's, then the variant's own;
+    with the network's ``MODEL_KEYS``."""
     variant = config["variants"][model]
     per_dataset = config["datasets"][dataset].get("train", {}) if dataset else {}
     settings = {**config["train"], **per_dataset, **variant.get("train", {})}

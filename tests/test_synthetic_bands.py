@@ -19,13 +19,12 @@ import yaml
 
 from avmodels import media, synthetic
 from avmodels.model import ModelConfig, load_checkpoint
-from avmodels.plan import variant_settings
+from avmodels.plan import MODEL_KEYS, variant_settings
 from avmodels.train import TrainConfig, accuracy_on, make_loader, train
 
 CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
 INPUTS = CONFIG["inputs"]
 SETTINGS = variant_settings(CONFIG, "concat")
-MODEL_KEYS = ("arch", "visual_output_stride", "visual_pool")  # ModelConfig's, not training's
 BUDGET = TrainConfig(  # the default study's budget: config.yaml's train and inputs
     **{k: v for k, v in SETTINGS.items() if k not in MODEL_KEYS},
     seed=CONFIG["seed"],

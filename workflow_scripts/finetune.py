@@ -2,11 +2,11 @@
 
 from avmodels.finetune import finetune_full_defense
 from avmodels.jobs import job
+from avmodels.plan import MODEL_KEYS
 from avmodels.train import TrainConfig
 
-settings = dict(snakemake.params.settings)
-for key in ("arch", "visual_output_stride"):  # the network comes from the checkpoint
-    settings.pop(key)
+# the network comes from the checkpoint: only the training settings are used
+settings = {k: v for k, v in snakemake.params.settings.items() if k not in MODEL_KEYS}
 inputs = snakemake.params.inputs
 with job(snakemake, seed=snakemake.params.seed) as log:
     train_config = TrainConfig(
