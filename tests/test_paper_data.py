@@ -156,7 +156,7 @@ def test_paper_lists_and_youtube_through_the_study(
         (root / "paper_local.yaml").write_text(yaml.safe_dump(config))
         seconds = studies.run_study(root, "paper_local.yaml")
         print(f"paper-shaped study of three datasets: {seconds:.0f} s")
-        _check_requests(srv, lists, rows)
+        _check_requests(srv, lists, set().union(*good.values(), *broken.values()))
 
     datasets = config["datasets"]
     pinned = {d: [n for n, s in datasets[d]["lists"].items() if s["sha256"]] for d in rows}
@@ -184,14 +184,14 @@ def test_paper_lists_and_youtube_through_the_study(
         assert f"resources/lists/{ds}/train" in trace.stdout
 
 
-def _check_requests(srv: FileServer, lists: dict, rows: dict) -> None:
-    """Every list fetched once; every clip with a record asked for once."""
+def _check_requests(srv: FileServer, lists: dict, wanted: set[str]) -> None:
+    """Every list fetched once; an upload asked for exactly when its clip has a record."""
     counts = srv.counts()
     for ds, names in lists.items():
         for name in names:
             assert counts[f"lists/{ds}/{name}"] == 1, (ds, name)
-    asked = {p for p in counts if p.startswith("watch/")}
-    assert all(counts[p] == 1 for p in asked), counts
+    asked = {p.removeprefix("watch/").removesuffix(".mp4") for p in counts if "watch/" in p}
+    assert asked == wanted, sorted(asked ^ wanted)
 
 
 def _check_failures(root: Path, ds: str, broken: dict[str, str]) -> None:
@@ -211,5 +211,7 @@ def _check_manifests(root: Path, ds: str, good: set[str]) -> None:
     manifests = [pd.read_csv(root / f"results/{ds}/data/manifest_{s}.csv") for s in PER_SPLIT]
     clips = pd.concat(manifests)
     assert {_RANGE.sub("", c) for c in clips["clip_id"]} == good, ds
-    for clip_dir in clips["clip_dir"]:
-        assert (root / clip_dir).is_dir() or Path(clip_dir).is_dir(), clip_dir
+    clip_root = (root / f"resources/{ds}/clips").resolve()
+    for clip_dir in clips["clip_dir"]:  # relative to the manifest
+        path = (root / f"results/{ds}/data" / clip_dir).resolve()
+        assert path.parent.parent == clip_root and (path / "audio.wav").is_file(), clip_dir
