@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from served import render
 from studies import REPO, _env, copy_workflow, snakemake, tail
-
-from avmodels import media
 
 TARGET = "resources/music/downloads/shard0.csv"
 SPLIT_IDS = {"train": ["trainclip00", "trainclip01"], "val": ["valclip0000"], "test": []}
@@ -83,15 +82,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server(tmp_path: Path):
-    clip = tmp_path / "clip.mp4"
-    lavfi = ["-f", "lavfi", "-i"]
-    subprocess.run(
-        [media.ensure_ffmpeg(), "-v", "error", "-y", *lavfi, "testsrc=size=32x24:rate=8:d=1"]
-        + [*lavfi, "sine=frequency=440:sample_rate=11025:duration=1"]
-        + ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"]
-        + [str(clip)],
-        check=True,
-    )
+    clip = render(tmp_path / "clip.mp4", seconds=1, size="32x24")
     data = clip.read_bytes()
     files = {f"{i}.mp4": data for i in (*sum(SPLIT_IDS.values(), []), SLOW, NEW)}
     files |= {f"lists/{s}.csv": _split_csv(ids) for s, ids in SPLIT_IDS.items()}

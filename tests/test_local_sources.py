@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import studies
 import yaml
+from served import render
 
-from avmodels import media
 from avmodels.lists import read_records, records_for
 from avmodels.local import NOT_IN_FOLDER, csv_classes, match_records, read_own_csv
 
-CONTAINERS = {  # extension -> ffmpeg codec arguments
-    ".mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
-    ".mkv": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "flac"],
-    ".webm": ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"],
-    ".avi": ["-c:v", "mpeg4", "-c:a", "libmp3lame"],
-}
 MUSIC = {  # youtube id -> (class, split, file name under the folder or None)
     "flute000001": ("flute", "train", "flute000001.mp4"),
     "flute000002": ("flute", "train", "sub/flute000002.mkv"),
@@ -53,15 +46,6 @@ OWN = [  # (path relative to the CSV, label, split)
 ]
 
 
-def _render(path: Path, k: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [media.ensure_ffmpeg(), "-v", "error", "-y"]
-    cmd += ["-f", "lavfi", "-i", f"testsrc=size=48x32:rate=10:duration=1.5,hue=h={k * 37}"]
-    cmd += ["-f", "lavfi", "-i", f"sine=frequency={200 + 60 * k}:sample_rate=16000:duration=1.5"]
-    cmd += ["-pix_fmt", "yuv420p", *CONTAINERS[path.suffix], str(path)]
-    subprocess.run(cmd, check=True)
-
-
 def _tree(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -80,7 +64,7 @@ def _make_user_data(home: Path) -> dict[str, Path]:
         if yid.startswith("tuba"):
             (folder / name).write_bytes(b"\x00not a video" * 100)
         else:
-            _render(folder / name, k)
+            render(folder / name, k)
     for split in ("train", "val", "test"):
         rows = [
             f"/{lab}/{y}.wav,/{lab}/{y}.mp4,12" for y, (lab, s, _) in MUSIC.items() if s == split
@@ -90,7 +74,7 @@ def _make_user_data(home: Path) -> dict[str, Path]:
     lines = ["video,label,split,note"]
     for k, (rel, label, split) in enumerate(OWN):
         if "gone" not in rel:
-            _render(own / rel, k)
+            render(own / rel, k)
         lines.append(f'"{rel}",{label},{split},x')
     (own / "clips.csv").write_text("\n".join(lines) + "\n")
     return {"folder": folder, "lists": lists, "own": own / "clips.csv"}
