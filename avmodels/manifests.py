@@ -56,8 +56,12 @@ def merge_manifests(
     dropped = _read(exclusions, EXCLUSION_COLUMNS)
     failed = _read(failures, FAILURE_COLUMNS)
     if len(failed):
+        # dataset and split come from preprocessing's "not downloaded" row of the clip
+        known = dropped.drop_duplicates("clip_id").set_index("clip_id")
         failed = failed.assign(
-            dataset="", split="", reason="download: " + failed["reason"].astype(str)
+            dataset=failed["clip_id"].map(known["dataset"]).fillna(""),
+            split=failed["clip_id"].map(known["split"]).fillna(""),
+            reason="download: " + failed["reason"].astype(str),
         )
         # a failed download is also excluded by preprocessing ("not downloaded"): keep the cause
         dropped = dropped[~dropped["clip_id"].isin(failed["clip_id"])]
