@@ -17,6 +17,7 @@ from avmodels.config import ConfigError, check_config, load_schema
 from avmodels.local import csv_classes
 from avmodels.jobs import failed_attempts
 from avmodels.provenance import rule_code_hash, table_code_hash
+from avmodels import weights
 
 check_config(
     config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml")
@@ -153,6 +154,14 @@ def shard_outputs(wildcards, kind):
 
 def train_settings(wildcards):
     return plan.variant_settings(config, wildcards.model, wildcards.dataset)
+
+
+def pretrained_inputs(wildcards):
+    """The visual weights a model starts from (none for the audio-only network)."""
+    path = weights.visual_weights_file(config)
+    if path is None or plan.variant_settings(config, wildcards.model)["arch"] == "audio":
+        return {}
+    return {"visual_weights": path}
 
 
 def finetune_settings(wildcards):

@@ -1,5 +1,22 @@
+rule visual_weights:
+    output:
+        weights.IMAGENET_FILE,
+    log:
+        "logs/weights/resnet18_imagenet1k_v1.log",
+    localrule: True
+    conda:
+        "../envs/avmodels.yaml"
+    params:
+        url=weights.settings(config)["url"],
+        sha256=weights.settings(config)["sha256"],
+        code=code("visual_weights"),
+    script:
+        "../workflow_scripts/visual_weights.py"
+
+
 rule train:
     input:
+        unpack(pretrained_inputs),
         train="results/{dataset}/data/manifest_train.csv",
         val="results/{dataset}/data/manifest_val.csv",
     output:

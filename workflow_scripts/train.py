@@ -12,6 +12,7 @@ with job(snakemake, seed=snakemake.params.seed) as log:
         num_classes=len(snakemake.params.classes),
         visual_output_stride=settings.pop("visual_output_stride"),
         visual_pool=settings.pop("visual_pool"),
+        pretrained_visual=snakemake.input.get("visual_weights"),
     )
     train_config = TrainConfig(
         **settings,

@@ -1,0 +1,74 @@
+"""Pretrained visual weights: torchvision's ImageNet ResNet18, fetched once and verified.
+
+``pretrained.visual`` in the config is ``imagenet`` (the file torchvision publishes for
+``ResNet18_Weights.IMAGENET1K_V1``, fetched by the workflow), ``none`` (random weights) or
+the path of a local state-dict file with torchvision's resnet18 keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: torchvision's ``ResNet18_Weights.IMAGENET1K_V1`` file.
+IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+#: torchvision publishes only this sha256 prefix (in the file name); its hub loader checks it.
+IMAGENET_SHA256 = "f37072fd"
+#: Where the workflow keeps the fetched ImageNet weights.
+IMAGENET_FILE = "resources/weights/resnet18_imagenet1k_v1.pth"
+DEFAULTS = {"visual": "none", "url": IMAGENET_URL, "sha256": IMAGENET_SHA256}
+_DIGEST = re.compile(r"[0-9a-f]{8,64}")
+
+
+class WeightsDigestError(ValueError):
+    """A fetched weights file does not have the configured sha256 (or its prefix)."""
+
+
+def settings(config: dict[str, Any]) -> dict[str, str]:
+    """The ``pretrained`` section of a config with its defaults filled in."""
+    return {**DEFAULTS, **config.get("pretrained", {})}
+
+
+def visual_weights_file(config: dict[str, Any]) -> str | None:
+    """The file the visual network starts from: the fetched ImageNet one, a path, or None."""
+    visual = settings(config)["visual"]
+    if visual == "none":
+        return None
+    return IMAGENET_FILE if visual == "imagenet" else visual
+
+
+def fetch_weights(url: str, dest: str | Path, sha256: str, timeout: float = 600.0) -> Path:
+    """Download ``url`` to ``dest`` unless its sha256 differs from ``sha256`` (64 hex digits,
+    or a prefix of at least 8); ``dest`` only ever holds a complete, verified file."""
+    expected = sha256.lower()
+    if not _DIGEST.fullmatch(expected):
+        raise ValueError(f"pretrained.sha256 must be 8 to 64 hex digits, got {sha256!r}")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        actual = digest.hexdigest()
+        if not actual.startswith(expected):
+            raise WeightsDigestError(
+                f"{url}: sha256 {actual} does not match the configured {expected}"
+            )
+        os.replace(part, dest)
+    finally:
+        Path(part).unlink(missing_ok=True)
+    if len(expected) < 64:
+        logger.warning("%s: verified the published sha256 prefix %s only", dest, expected)
+    logger.info("visual weights %s verified (sha256 %s)", dest, actual)
+    return dest

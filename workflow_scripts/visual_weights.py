@@ -1,0 +1,8 @@
+"""Fetch the visual network's pretrained weights once and verify their sha256."""
+
+from avmodels.jobs import job
+from avmodels.weights import fetch_weights
+
+with job(snakemake) as log:
+    fetch_weights(snakemake.params.url, snakemake.output[0], snakemake.params.sha256)
+    log.info("fetched %s", snakemake.params.url)
