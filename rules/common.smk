@@ -159,7 +159,8 @@ def train_settings(wildcards):
 def pretrained_inputs(wildcards):
     """The visual weights a model starts from (none for the audio-only network)."""
     path = weights.visual_weights_file(config)
-    if path is None or plan.variant_settings(config, wildcards.model)["arch"] == "audio":
+    arch = plan.variant_settings(config, wildcards.model)["arch"]
+    if path is None or arch == "audio":
         return {}
     return {"visual_weights": path}
 
