@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import io
 import logging
 import os
 import random
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from avmodels import defenses
+from avmodels import atomic, defenses
 from avmodels.dataset import AVDataset
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
@@ -298,17 +300,30 @@ def _fit(
     progress: bool,
     saved: tuple[nn.Module, dict[str, Any]],
 ) -> list[dict]:
-    """The epoch loop: train, validate, log a row, save ``saved`` on a new best accuracy."""
-    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    log_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_csv, "w", newline="") as fh:
-        csv.writer(fh).writerow(LOG_COLUMNS)
-    history: list[dict] = []
-    best_acc = -1.0
+    """The epoch loop: train, validate, log a row, save ``saved`` on a new best accuracy.
+
+    After every epoch the whole run state goes atomically to :func:`resume_path`; a run
+    that finds it (a retried or requeued job) continues after its last finished epoch.
+    """
+    resume = resume_path(checkpoint_path)
+    state = _load_resume(resume, _run_key(cfg, saved[0], train_loader, val_loader))
+    history: list[dict] = state["history"] if state else []
+    best_acc: float = state["best_acc"] if state else -1.0
+    if state:
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        train_loader.generator.set_state(state["loader_rng"])
+        _set_rng(state["rng"])
+        atomic.write_bytes(checkpoint_path, state["best_checkpoint"])
+        log.info("resuming after epoch %d from %s", len(history), resume)
+    _write_log(log_csv, history)
     bar = tqdm(
         total=cfg.epochs * len(train_loader), file=sys.stderr, disable=not progress, desc="train"
     )
-    for epoch in range(1, cfg.epochs + 1):
+    bar.update(len(history) * len(train_loader))
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         start = time.perf_counter()
         train_loader.dataset.set_epoch(epoch)
         lr = next(g["lr"] for g in optimizer.param_groups if g["name"] == "head")
@@ -324,8 +339,7 @@ def _fit(
             "seconds": round(time.perf_counter() - start, 3),
         }
         history.append(row)
-        with open(log_csv, "a", newline="") as fh:
-            csv.DictWriter(fh, LOG_COLUMNS).writerow(row)
+        _write_log(log_csv, history)
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val=f"{val_acc:.1f}")
         if val_acc > best_acc:
             best_acc = val_acc
@@ -339,8 +353,78 @@ def _fit(
                 loss_state=loss_fn.state_dict(),  # PCL's class centres; empty otherwise
             )
             log.info("epoch %d: new best val accuracy %.2f", epoch, val_acc)
+        run_state = {
+            "key": _run_key(cfg, saved[0], train_loader, val_loader),
+            "history": history,
+            "best_acc": best_acc,
+            "best_checkpoint": checkpoint_path.read_bytes(),
+            "model": model.state_dict(),
+            "loss": loss_fn.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "loader_rng": train_loader.generator.get_state(),
+            "rng": _get_rng(),
+        }
+        atomic.torch_save(run_state, resume)
     bar.close()
+    resume.unlink(missing_ok=True)
     return history
+
+
+def resume_path(checkpoint_path: str | Path) -> Path:
+    """Where a run keeps the state it resumes from: beside its checkpoint, until it ends."""
+    path = Path(checkpoint_path)
+    return path.with_name(f".{path.name}.resume")
+
+
+def _run_key(cfg: TrainConfig, model: nn.Module, *loaders: DataLoader) -> str:
+    """What a resumed run must share with the saved one: settings, model and clip lists."""
+    parts = [repr(asdict(cfg)), repr(model.config)]
+    parts += [repr(loader.dataset.clips) for loader in loaders]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _load_resume(path: Path, key: str) -> dict | None:
+    """The saved run state of ``path``, when it exists and was saved by a run with ``key``."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a state that cannot be read only costs the epochs it held
+        log.warning("ignoring unreadable resume state %s: %s", path, err)
+        return None
+    if state.get("key") != key:
+        log.warning("ignoring resume state %s of other training settings", path)
+        return None
+    return state
+
+
+def _get_rng() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _write_log(log_csv: Path, history: list[dict]) -> None:
+    """The per-epoch log, rewritten atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic.write_bytes(log_csv, buffer.getvalue().encode())
 
 
 def _train_epoch(

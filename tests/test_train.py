@@ -187,3 +187,70 @@ def test_extract_features_shapes(manifests):
     assert set(feats) == {"audio", "visual"}
     assert feats["audio"].shape == feats["visual"].shape == (4, 512)
     assert labels.tolist() == [0, 0, 1, 1]
+
+
+class _Killed(Exception):
+    """Stands for the job being killed mid-epoch."""
+
+
+def test_killed_run_resumes_and_matches_uninterrupted(manifests, tmp_path, monkeypatch):
+    from avmodels import train as train_module
+
+    cfg, model_cfg = tiny_config(epochs=4, loss="pcl"), ModelConfig(variant="concat", num_classes=2)
+    args = (model_cfg, cfg, manifests["train"], manifests["val"])
+    train(*args, tmp_path / "full" / "ckpt.pt", tmp_path / "full" / "log.csv", progress=False)
+
+    real_epoch, calls = train_module._train_epoch, []
+
+    def epoch_then_kill(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:  # killed during epoch 3, after epochs 1 and 2 finished
+            raise _Killed
+        return real_epoch(*a, **kw)
+
+    monkeypatch.setattr(train_module, "_train_epoch", epoch_then_kill)
+    ckpt, log_csv = tmp_path / "cut" / "ckpt.pt", tmp_path / "cut" / "log.csv"
+    with pytest.raises(_Killed):
+        train(*args, ckpt, log_csv, progress=False)
+    assert train_module.resume_path(ckpt).exists()
+    assert pd.read_csv(log_csv)["epoch"].tolist() == [1, 2]
+    ckpt.unlink()  # a retried job starts without the outputs of the failed one
+    log_csv.unlink()
+
+    calls.clear()
+    summary = train(*args, ckpt, log_csv, progress=False)
+    assert len(calls) == 2  # epochs 3 and 4 only
+    assert [row["epoch"] for row in summary["history"]] == [1, 2, 3, 4]
+    assert not train_module.resume_path(ckpt).exists()
+    assert ckpt.read_bytes() == (tmp_path / "full" / "ckpt.pt").read_bytes()
+    full, resumed = (pd.read_csv(tmp_path / r / "log.csv") for r in ("full", "cut"))
+    pd.testing.assert_frame_equal(full.drop(columns="seconds"), resumed.drop(columns="seconds"))
+
+
+def test_resume_state_of_other_settings_is_ignored(manifests, tmp_path, monkeypatch):
+    from avmodels import train as train_module
+
+    model_cfg = ModelConfig(variant="audio", num_classes=2)
+    ckpt = tmp_path / "ckpt.pt"
+    monkeypatch.setattr(train_module, "_train_epoch", _kill_second_epoch(train_module))
+    with pytest.raises(_Killed):
+        train(model_cfg, tiny_config(epochs=2), manifests["train"], manifests["val"], ckpt,
+              tmp_path / "log.csv", progress=False)  # fmt: skip
+    monkeypatch.undo()
+    summary = train(
+        model_cfg, tiny_config(epochs=2, lr_head=5e-3), manifests["train"], manifests["val"],
+        ckpt, tmp_path / "log.csv", progress=False,
+    )  # fmt: skip
+    assert summary["history"][0]["lr"] == 5e-3  # started over with the new settings
+
+
+def _kill_second_epoch(module):
+    real, calls = module._train_epoch, []
+
+    def run(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise _Killed
+        return real(*a, **kw)
+
+    return run
