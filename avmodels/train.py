@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from avmodels import atomic, defenses
+from avmodels import atomic, defenses, devices
 from avmodels.dataset import AVDataset
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
@@ -84,8 +84,12 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when available, else CPU."""
+    """``None``: the device the job chose (``AVMODELS_DEVICE``), else CUDA when available,
+    else CPU."""
     if device is None:
+        chosen = os.environ.get(devices.ENV)
+        if chosen:
+            return torch.device(chosen)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
