@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
 from avmodels import atomic, defenses, devices
@@ -66,7 +66,7 @@ class TrainConfig:
     audio_samples: int = 65535
     image_size: int = 224
     resize_size: int = 246
-    num_workers: int = 0
+    num_workers: int | None = None  # DataLoader workers; None: loader_workers(threads, device)
     deterministic: bool = True  # torch.use_deterministic_algorithms during the run
 
     def __post_init__(self) -> None:
@@ -125,8 +125,13 @@ def make_loader(
     resize_size: int = 246,
     seed: int = 1234,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader over ``AVDataset``; shuffled with a seeded generator when ``train``."""
+    """A DataLoader over ``AVDataset``; shuffled by an :class:`EpochSampler` when ``train``.
+
+    Workers (``num_workers`` > 0) persist across epochs; an item's augmentation depends only
+    on (seed, epoch, index), so the batches do not depend on the number of workers.
+    """
     dataset = AVDataset(
         manifest,
         train=train,
@@ -136,15 +141,57 @@ def make_loader(
         seed=seed,
     )
     return DataLoader(
-        dataset,
+        EpochItems(dataset) if train else dataset,
         batch_size=batch_size,
-        shuffle=train,
+        sampler=EpochSampler(dataset, seed) if train else None,
         # BatchNorm cannot train on a last batch of one clip; drop such a remainder
         drop_last=train and len(dataset) % batch_size == 1,
         num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_seed_worker,
     )
+
+
+class EpochSampler(Sampler):
+    """Shuffled ``(epoch, index)`` pairs of ``dataset`` from the sampler's own seeded
+    generator: workers that persist across epochs learn each item's epoch from the pair
+    (their copy of the dataset never sees :meth:`AVDataset.set_epoch`)."""
+
+    def __init__(self, dataset: AVDataset, seed: int) -> None:
+        self.dataset = dataset
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = RandomSampler(dataset, generator=self.generator)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch
+        return ((epoch, int(index)) for index in self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class EpochItems(Dataset):
+    """``dataset`` indexed by ``(epoch, index)`` pairs of an :class:`EpochSampler`."""
+
+    def __init__(self, dataset: AVDataset) -> None:
+        self.items = dataset
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        if self.items.epoch != epoch:
+            self.items.set_epoch(epoch)
+        return self.items[index]
+
+
+def loader_workers(threads: int, device: torch.device) -> int:
+    """DataLoader workers for a job with ``threads`` CPUs: all but one when a GPU computes
+    (the workers decode while it runs), none on the CPU (the threads compute)."""
+    return max(0, threads - 1) if device.type == "cuda" else 0
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -266,7 +313,10 @@ def fit(
         "image_size": cfg.image_size,
         "resize_size": cfg.resize_size,
         "seed": cfg.seed,
-        "num_workers": cfg.num_workers,
+        "num_workers": (
+            loader_workers(cfg.threads, device) if cfg.num_workers is None else cfg.num_workers
+        ),
+        "pin_memory": device.type == "cuda",
     }
     train_loader = make_loader(train_manifest, train=True, **data)
     val_loader = make_loader(val_manifest, train=False, **data)
@@ -318,7 +368,7 @@ def _fit(
         loss_fn.load_state_dict(state["loss"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        train_loader.generator.set_state(state["loader_rng"])
+        train_loader.sampler.generator.set_state(state["loader_rng"])
         _set_rng(state["rng"])
         atomic.write_bytes(checkpoint_path, state["best_checkpoint"])
         log.info("resuming after epoch %d from %s", len(history), resume)
@@ -329,7 +379,7 @@ def _fit(
     bar.update(len(history) * len(train_loader))
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         start = time.perf_counter()
-        train_loader.dataset.set_epoch(epoch)
+        train_loader.sampler.dataset.set_epoch(epoch)
         lr = next(g["lr"] for g in optimizer.param_groups if g["name"] == "head")
         train_loss, train_acc = _train_epoch(model, loss_fn, optimizer, train_loader, device, bar)
         scheduler.step()
@@ -366,7 +416,7 @@ def _fit(
             "loss": loss_fn.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "loader_rng": train_loader.generator.get_state(),
+            "loader_rng": train_loader.sampler.generator.get_state(),
             "rng": _get_rng(),
         }
         atomic.torch_save(run_state, resume)
@@ -384,7 +434,7 @@ def resume_path(checkpoint_path: str | Path) -> Path:
 def _run_key(cfg: TrainConfig, model: nn.Module, *loaders: DataLoader) -> str:
     """What a resumed run must share with the saved one: settings, model and clip lists."""
     parts = [repr(asdict(cfg)), repr(model.config)]
-    parts += [repr(loader.dataset.clips) for loader in loaders]
+    parts += [repr(getattr(loader.dataset, "items", loader.dataset).clips) for loader in loaders]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -254,3 +254,32 @@ def _kill_second_epoch(module):
         return real(*a, **kw)
 
     return run
+
+
+def _epochs_of_batches(manifest: Path, workers: int) -> list[list[torch.Tensor]]:
+    from avmodels.train import make_loader
+
+    loader = make_loader(
+        manifest, train=True, batch_size=3, audio_samples=4096, image_size=32, resize_size=36,
+        num_workers=workers,
+    )  # fmt: skip
+    epochs = []
+    for epoch in (1, 2):
+        loader.sampler.dataset.set_epoch(epoch)
+        epochs.append([torch.cat([b["audio"].flatten(), b["visual"].flatten()]) for b in loader])
+    return epochs
+
+
+def test_persistent_workers_see_each_epoch(manifests):
+    alone, workers = (_epochs_of_batches(manifests["train"], n) for n in (0, 2))
+    for epoch_alone, epoch_workers in zip(alone, workers, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(epoch_alone, epoch_workers, strict=True))
+    assert not torch.equal(alone[0][0], alone[1][0])  # a new epoch, new augmentations
+
+
+def test_loader_workers_follow_the_device():
+    from avmodels.train import loader_workers
+
+    assert loader_workers(8, torch.device("cuda")) == 7
+    assert loader_workers(1, torch.device("cuda")) == 0
+    assert loader_workers(8, torch.device("cpu")) == 0
