@@ -85,8 +85,8 @@ def _choose_device(smk: Any, logger: logging.Logger) -> str:
     try:
         device = devices.choose(str(config.get("device", "auto")), gpu_asked(smk))
     except (devices.DeviceUnavailable, ValueError) as err:
-        logger.error("device: %s", err)
-        raise SystemExit(f"{smk.rule}: {err}") from None
+        logger.error("device: %s", err)  # the one line, on stderr and in the log
+        raise SystemExit(1) from None
     os.environ[devices.ENV] = str(device)
     logger.info("device: %s", devices.describe(device))
     return str(device)
