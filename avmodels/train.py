@@ -166,7 +166,11 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.dataset.epoch
-        return ((epoch, int(index)) for index in self.order)
+        # one draw before the permutation, as a DataLoader sharing the generator makes for its
+        # workers' base seed: the orders are those of a plain shuffled loader without workers
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        for index in self.order:
+            yield epoch, int(index)
 
     def __len__(self) -> int:
         return len(self.order)
