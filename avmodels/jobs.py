@@ -58,12 +58,38 @@ def _flat(paths: dict[str, Any]) -> list[str]:
     return out
 
 
-def _device() -> str:
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    return "cpu"
+def gpu_asked(smk: Any) -> bool:
+    """Whether the job's resources ask for a GPU (``gpu`` or ``gpus`` above zero)."""
+    resources = dict(smk.resources.items()) if hasattr(smk, "resources") else {}
+    return any(_count(resources.get(key)) > 0 for key in ("gpu", "gpus"))
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(str(value).rsplit(":", 1)[-1])  # "1" or SLURM's "type:1"
+    except ValueError:
+        return 0
+
+
+def _choose_device(smk: Any, logger: logging.Logger) -> str:
+    """Pick the job's device (config ``device`` and its resources), log it, hand it to the
+    library; stop the job in one line when a GPU it needs is not usable. Steps that import
+    no torch and ask for no GPU run on the CPU."""
+    config = getattr(smk, "config", None) or {}
+    request = str(config.get("device", "auto"))
+    if "torch" not in sys.modules and not gpu_asked(smk) and request == "auto":
+        logger.info("device: cpu (a step without torch)")
+        return "cpu"
+    from avmodels import devices  # imports torch: only steps that run networks pay for it
+
+    try:
+        device = devices.choose(str(config.get("device", "auto")), gpu_asked(smk))
+    except (devices.DeviceUnavailable, ValueError) as err:
+        logger.error("device: %s", err)  # the one line, on stderr and in the log
+        raise SystemExit(1) from None
+    os.environ[devices.ENV] = str(device)
+    logger.info("device: %s", devices.describe(device))
+    return str(device)
 
 
 FAILURES_SUFFIX = ".failures"
@@ -96,6 +122,8 @@ def job(
     ``on_error(reason)``, when given, writes outputs that mark the step as failed instead of
     failing the workflow (the reason and traceback go to the log, the failure is counted
     for :func:`failed_attempts`), so one failed evaluation leaves a marked gap in the tables.
+    The job first picks and logs its device (:mod:`avmodels.devices`) and exits in one line
+    when a GPU it asks for is not usable.
     """
     log_file = smk.log[0] if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -110,6 +138,7 @@ def job(
         os.environ.setdefault(var, threads)
     started = time.time()
     logger = logging.getLogger(f"avmodels.{smk.rule}")
+    chosen = _choose_device(smk, logger)
     try:
         yield logger
     except Exception as err:
@@ -131,7 +160,7 @@ def job(
         "input_records": {p: str(record_path(p)) for p in _flat(inputs) if record_path(p).exists()},
         "seed": seed,
         "versions": package_versions(),
-        "device": _device(),
+        "device": chosen,
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from avmodels import __version__
+from avmodels import __version__, atomic
 from avmodels.fusion import FUSIONS, build_fusion
 from avmodels.nets import FEATURE_DIM, AudioNet, VisualNet
 
@@ -182,8 +182,7 @@ def save_checkpoint(path: str | Path, model: AVModel, **extra: Any) -> None:
         "versions": {"avmodels": __version__, "torch": str(torch.__version__)},
         "extra": extra,
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    atomic.torch_save(payload, path)
 
 
 def load_checkpoint(

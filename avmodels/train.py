@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import io
 import logging
 import os
 import random
@@ -29,10 +31,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
-from avmodels import defenses
+from avmodels import atomic, defenses, devices
 from avmodels.dataset import AVDataset
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
@@ -64,7 +66,7 @@ class TrainConfig:
     audio_samples: int = 65535
     image_size: int = 224
     resize_size: int = 246
-    num_workers: int = 0
+    num_workers: int | None = None  # DataLoader workers; None: loader_workers(threads, device)
     deterministic: bool = True  # torch.use_deterministic_algorithms during the run
 
     def __post_init__(self) -> None:
@@ -82,8 +84,12 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when available, else CPU."""
+    """``None``: the device the job chose (``AVMODELS_DEVICE``), else CUDA when available,
+    else CPU."""
     if device is None:
+        chosen = os.environ.get(devices.ENV)
+        if chosen:
+            return torch.device(chosen)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
@@ -119,8 +125,13 @@ def make_loader(
     resize_size: int = 246,
     seed: int = 1234,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader over ``AVDataset``; shuffled with a seeded generator when ``train``."""
+    """A DataLoader over ``AVDataset``; shuffled by an :class:`EpochSampler` when ``train``.
+
+    Workers (``num_workers`` > 0) persist across epochs; an item's augmentation depends only
+    on (seed, epoch, index), so the batches do not depend on the number of workers.
+    """
     dataset = AVDataset(
         manifest,
         train=train,
@@ -130,15 +141,61 @@ def make_loader(
         seed=seed,
     )
     return DataLoader(
-        dataset,
+        EpochItems(dataset) if train else dataset,
         batch_size=batch_size,
-        shuffle=train,
+        sampler=EpochSampler(dataset, seed) if train else None,
         # BatchNorm cannot train on a last batch of one clip; drop such a remainder
         drop_last=train and len(dataset) % batch_size == 1,
         num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
         worker_init_fn=_seed_worker,
     )
+
+
+class EpochSampler(Sampler):
+    """Shuffled ``(epoch, index)`` pairs of ``dataset`` from the sampler's own seeded
+    generator: workers that persist across epochs learn each item's epoch from the pair
+    (their copy of the dataset never sees :meth:`AVDataset.set_epoch`)."""
+
+    def __init__(self, dataset: AVDataset, seed: int) -> None:
+        self.dataset = dataset
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = RandomSampler(dataset, generator=self.generator)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch
+        # one draw before the permutation, as a DataLoader sharing the generator makes for its
+        # workers' base seed: the orders are those of a plain shuffled loader without workers
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        for index in self.order:
+            yield epoch, int(index)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class EpochItems(Dataset):
+    """``dataset`` indexed by ``(epoch, index)`` pairs of an :class:`EpochSampler`."""
+
+    def __init__(self, dataset: AVDataset) -> None:
+        self.items = dataset
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        if self.items.epoch != epoch:
+            self.items.set_epoch(epoch)
+        return self.items[index]
+
+
+def loader_workers(threads: int, device: torch.device) -> int:
+    """DataLoader workers for a job with ``threads`` CPUs: all but one when a GPU computes
+    (the workers decode while it runs), none on the CPU (the threads compute)."""
+    return max(0, threads - 1) if device.type == "cuda" else 0
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -260,7 +317,10 @@ def fit(
         "image_size": cfg.image_size,
         "resize_size": cfg.resize_size,
         "seed": cfg.seed,
-        "num_workers": cfg.num_workers,
+        "num_workers": (
+            loader_workers(cfg.threads, device) if cfg.num_workers is None else cfg.num_workers
+        ),
+        "pin_memory": device.type == "cuda",
     }
     train_loader = make_loader(train_manifest, train=True, **data)
     val_loader = make_loader(val_manifest, train=False, **data)
@@ -298,19 +358,32 @@ def _fit(
     progress: bool,
     saved: tuple[nn.Module, dict[str, Any]],
 ) -> list[dict]:
-    """The epoch loop: train, validate, log a row, save ``saved`` on a new best accuracy."""
-    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    log_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_csv, "w", newline="") as fh:
-        csv.writer(fh).writerow(LOG_COLUMNS)
-    history: list[dict] = []
-    best_acc = -1.0
+    """The epoch loop: train, validate, log a row, save ``saved`` on a new best accuracy.
+
+    After every epoch the whole run state goes atomically to :func:`resume_path`; a run
+    that finds it (a retried or requeued job) continues after its last finished epoch.
+    """
+    resume = resume_path(checkpoint_path)
+    state = _load_resume(resume, _run_key(cfg, saved[0], train_loader, val_loader))
+    history: list[dict] = state["history"] if state else []
+    best_acc: float = state["best_acc"] if state else -1.0
+    if state:
+        model.load_state_dict(state["model"])
+        loss_fn.load_state_dict(state["loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        train_loader.sampler.generator.set_state(state["loader_rng"])
+        _set_rng(state["rng"])
+        atomic.write_bytes(checkpoint_path, state["best_checkpoint"])
+        log.info("resuming after epoch %d from %s", len(history), resume)
+    _write_log(log_csv, history)
     bar = tqdm(
         total=cfg.epochs * len(train_loader), file=sys.stderr, disable=not progress, desc="train"
     )
-    for epoch in range(1, cfg.epochs + 1):
+    bar.update(len(history) * len(train_loader))
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         start = time.perf_counter()
-        train_loader.dataset.set_epoch(epoch)
+        train_loader.sampler.dataset.set_epoch(epoch)
         lr = next(g["lr"] for g in optimizer.param_groups if g["name"] == "head")
         train_loss, train_acc = _train_epoch(model, loss_fn, optimizer, train_loader, device, bar)
         scheduler.step()
@@ -324,8 +397,7 @@ def _fit(
             "seconds": round(time.perf_counter() - start, 3),
         }
         history.append(row)
-        with open(log_csv, "a", newline="") as fh:
-            csv.DictWriter(fh, LOG_COLUMNS).writerow(row)
+        _write_log(log_csv, history)
         bar.set_postfix(epoch=epoch, loss=f"{train_loss:.3f}", val=f"{val_acc:.1f}")
         if val_acc > best_acc:
             best_acc = val_acc
@@ -339,8 +411,78 @@ def _fit(
                 loss_state=loss_fn.state_dict(),  # PCL's class centres; empty otherwise
             )
             log.info("epoch %d: new best val accuracy %.2f", epoch, val_acc)
+        run_state = {
+            "key": _run_key(cfg, saved[0], train_loader, val_loader),
+            "history": history,
+            "best_acc": best_acc,
+            "best_checkpoint": checkpoint_path.read_bytes(),
+            "model": model.state_dict(),
+            "loss": loss_fn.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "loader_rng": train_loader.sampler.generator.get_state(),
+            "rng": _get_rng(),
+        }
+        atomic.torch_save(run_state, resume)
     bar.close()
+    resume.unlink(missing_ok=True)
     return history
+
+
+def resume_path(checkpoint_path: str | Path) -> Path:
+    """Where a run keeps the state it resumes from: beside its checkpoint, until it ends."""
+    path = Path(checkpoint_path)
+    return path.with_name(f".{path.name}.resume")
+
+
+def _run_key(cfg: TrainConfig, model: nn.Module, *loaders: DataLoader) -> str:
+    """What a resumed run must share with the saved one: settings, model and clip lists."""
+    parts = [repr(asdict(cfg)), repr(model.config)]
+    parts += [repr(getattr(loader.dataset, "items", loader.dataset).clips) for loader in loaders]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _load_resume(path: Path, key: str) -> dict | None:
+    """The saved run state of ``path``, when it exists and was saved by a run with ``key``."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a state that cannot be read only costs the epochs it held
+        log.warning("ignoring unreadable resume state %s: %s", path, err)
+        return None
+    if state.get("key") != key:
+        log.warning("ignoring resume state %s of other training settings", path)
+        return None
+    return state
+
+
+def _get_rng() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _write_log(log_csv: Path, history: list[dict]) -> None:
+    """The per-epoch log, rewritten atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic.write_bytes(log_csv, buffer.getvalue().encode())
 
 
 def _train_epoch(

@@ -29,7 +29,8 @@ rule train:
     threads: 1
     resources:
         mem_mb=8000,
-        runtime=720,
+        # minutes; a retried job (timed out) asks for more each attempt and resumes
+        runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         settings=train_settings,
         inputs=config["inputs"],
@@ -79,7 +80,8 @@ rule finetune:
     threads: 1
     resources:
         mem_mb=8000,
-        runtime=720,
+        # minutes; a retried job (timed out) asks for more each attempt and resumes
+        runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         settings=finetune_settings,
         exfmem=config["exfmem"],

@@ -187,3 +187,99 @@ def test_extract_features_shapes(manifests):
     assert set(feats) == {"audio", "visual"}
     assert feats["audio"].shape == feats["visual"].shape == (4, 512)
     assert labels.tolist() == [0, 0, 1, 1]
+
+
+class _Killed(Exception):
+    """Stands for the job being killed mid-epoch."""
+
+
+def test_killed_run_resumes_and_matches_uninterrupted(manifests, tmp_path, monkeypatch):
+    from avmodels import train as train_module
+
+    cfg, model_cfg = tiny_config(epochs=4, loss="pcl"), ModelConfig(variant="concat", num_classes=2)
+    args = (model_cfg, cfg, manifests["train"], manifests["val"])
+    train(*args, tmp_path / "full" / "ckpt.pt", tmp_path / "full" / "log.csv", progress=False)
+
+    real_epoch, calls = train_module._train_epoch, []
+
+    def epoch_then_kill(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:  # killed during epoch 3, after epochs 1 and 2 finished
+            raise _Killed
+        return real_epoch(*a, **kw)
+
+    monkeypatch.setattr(train_module, "_train_epoch", epoch_then_kill)
+    ckpt, log_csv = tmp_path / "cut" / "ckpt.pt", tmp_path / "cut" / "log.csv"
+    with pytest.raises(_Killed):
+        train(*args, ckpt, log_csv, progress=False)
+    assert train_module.resume_path(ckpt).exists()
+    assert pd.read_csv(log_csv)["epoch"].tolist() == [1, 2]
+    ckpt.unlink()  # a retried job starts without the outputs of the failed one
+    log_csv.unlink()
+
+    calls.clear()
+    summary = train(*args, ckpt, log_csv, progress=False)
+    assert len(calls) == 2  # epochs 3 and 4 only
+    assert [row["epoch"] for row in summary["history"]] == [1, 2, 3, 4]
+    assert not train_module.resume_path(ckpt).exists()
+    assert ckpt.read_bytes() == (tmp_path / "full" / "ckpt.pt").read_bytes()
+    full, resumed = (pd.read_csv(tmp_path / r / "log.csv") for r in ("full", "cut"))
+    pd.testing.assert_frame_equal(full.drop(columns="seconds"), resumed.drop(columns="seconds"))
+
+
+def test_resume_state_of_other_settings_is_ignored(manifests, tmp_path, monkeypatch):
+    from avmodels import train as train_module
+
+    model_cfg = ModelConfig(variant="audio", num_classes=2)
+    ckpt = tmp_path / "ckpt.pt"
+    monkeypatch.setattr(train_module, "_train_epoch", _kill_second_epoch(train_module))
+    with pytest.raises(_Killed):
+        train(model_cfg, tiny_config(epochs=2), manifests["train"], manifests["val"], ckpt,
+              tmp_path / "log.csv", progress=False)  # fmt: skip
+    monkeypatch.undo()
+    summary = train(
+        model_cfg, tiny_config(epochs=2, lr_head=5e-3), manifests["train"], manifests["val"],
+        ckpt, tmp_path / "log.csv", progress=False,
+    )  # fmt: skip
+    assert summary["history"][0]["lr"] == 5e-3  # started over with the new settings
+
+
+def _kill_second_epoch(module):
+    real, calls = module._train_epoch, []
+
+    def run(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise _Killed
+        return real(*a, **kw)
+
+    return run
+
+
+def _epochs_of_batches(manifest: Path, workers: int) -> list[list[torch.Tensor]]:
+    from avmodels.train import make_loader
+
+    loader = make_loader(
+        manifest, train=True, batch_size=3, audio_samples=4096, image_size=32, resize_size=36,
+        num_workers=workers,
+    )  # fmt: skip
+    epochs = []
+    for epoch in (1, 2):
+        loader.sampler.dataset.set_epoch(epoch)
+        epochs.append([torch.cat([b["audio"].flatten(), b["visual"].flatten()]) for b in loader])
+    return epochs
+
+
+def test_persistent_workers_see_each_epoch(manifests):
+    alone, workers = (_epochs_of_batches(manifests["train"], n) for n in (0, 2))
+    for epoch_alone, epoch_workers in zip(alone, workers, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(epoch_alone, epoch_workers, strict=True))
+    assert not torch.equal(alone[0][0], alone[1][0])  # a new epoch, new augmentations
+
+
+def test_loader_workers_follow_the_device():
+    from avmodels.train import loader_workers
+
+    assert loader_workers(8, torch.device("cuda")) == 7
+    assert loader_workers(1, torch.device("cuda")) == 0
+    assert loader_workers(8, torch.device("cpu")) == 0

@@ -1,0 +1,59 @@
+"""Training DataLoader throughput: samples/s with 1 and N workers at the paper's input size.
+
+What a GPU training job's DataLoader can feed (224 px crops, 65535 audio samples, training
+transforms, batch 12, persistent workers, as :func:`avmodels.train.make_loader` builds it
+for ``threads`` = N + 1). Clips: the embedded synthetic_music dataset (96x96 frames),
+rendered and preprocessed into a temporary directory first. Wall-clock time over whole
+epochs after one warm-up epoch (which starts the workers); the figure scales with the
+cores actually free, so run it on an otherwise idle machine.
+
+    python bench/loader_workers.py [--workers N] [--epochs 3] [--per-class 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from data_loading import make_manifest
+
+from avmodels.train import make_loader
+
+PAPER = {"audio_samples": 65535, "image_size": 224, "resize_size": 246}
+
+
+def samples_per_second(manifest: Path, workers: int, epochs: int, batch_size: int = 12) -> float:
+    """Mean samples/s of the training loader over ``epochs`` epochs after a warm-up one."""
+    loader = make_loader(manifest, train=True, batch_size=batch_size, num_workers=workers, **PAPER)
+    dataset = loader.sampler.dataset
+    count = 0
+    for epoch in range(epochs + 1):
+        dataset.set_epoch(epoch + 1)
+        if epoch == 1:
+            start, count = time.perf_counter(), 0
+        for batch in loader:
+            count += len(batch["label"])
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--per-class", type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_manifest(Path(tmp), args.per_class)
+        one = samples_per_second(manifest, 1, args.epochs)
+        many = samples_per_second(manifest, args.workers, args.epochs)
+    print(f"workers=1: {one:.1f} samples/s")
+    print(f"workers={args.workers}: {many:.1f} samples/s ({many / one:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
