@@ -35,6 +35,16 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     return f"config error at {where}: {error.message}"
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with the keys of every mapping sorted, lists kept in order: Snakemake
+    compares parameters as text, and the order of keys in a YAML mapping means nothing."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
 def load_schema(path: str | Path) -> dict:
     return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 

@@ -17,7 +17,7 @@ rule table:
         "../envs/avmodels.yaml"
     params:
         datasets=lambda wc: config["tables"][wc.table],
-        table_budgets=lambda wc: plan.table_budgets(config, wc.table),
+        table_budgets=lambda wc: canonical(plan.table_budgets(config, wc.table)),
         code=table_code,
     script:
         "../workflow_scripts/table.py"
@@ -44,7 +44,7 @@ rule findings:
     conda:
         "../envs/avmodels.yaml"
     params:
-        table_budgets=config["evaluation"]["table_budgets"],
+        table_budgets=canonical(config["evaluation"]["table_budgets"]),
         tables=config["tables"],
         localization_datasets=plan.analysis_datasets(config, "localization"),
         code=code("findings"),

@@ -15,7 +15,7 @@ rule train:
         runtime=720,
     params:
         settings=train_settings,
-        inputs=config["inputs"],
+        inputs=model_inputs(),
         seed=config["seed"],
         classes=dataset_classes,
         code=code("train"),
@@ -38,8 +38,8 @@ rule memory_bank:
         mem_mb=8000,
         runtime=60,
     params:
-        exfmem=config["exfmem"],
-        inputs=config["inputs"],
+        exfmem=section("exfmem", ["size"]),
+        inputs=model_inputs(),
         seed=config["seed"],
         code=code("memory_bank"),
     script:
@@ -65,8 +65,8 @@ rule finetune:
         runtime=720,
     params:
         settings=finetune_settings,
-        exfmem=config["exfmem"],
-        inputs=config["inputs"],
+        exfmem=section("exfmem"),
+        inputs=model_inputs(),
         seed=config["seed"],
         code=code("finetune"),
     script:

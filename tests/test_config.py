@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avmodels.config import ConfigError, check_config, load_schema
+from avmodels.config import ConfigError, canonical, check_config, load_schema
 from avmodels.plan import all_evaluations, variant_settings
 
 PRESETS = ["config.yaml", "config/tiny.yaml", "config/paper.yaml"]
@@ -150,3 +150,20 @@ def test_budget_change_touches_only_its_evaluations(repo_dir: Path) -> None:
     after = set(all_evaluations(changed))
     assert {k.eps for k in before - after} == {"0.024"}
     assert {k.eps for k in after - before} == {"0.03"}
+
+
+def test_canonical_sorts_keys_and_keeps_list_order() -> None:
+    one = {
+        "train": {"lr": 0.1, "epochs": 3},
+        "budgets": [0.02, 0.01],
+        "a": {"z": 1, "b": [{"y": 2, "x": 1}]},
+    }
+    two = {
+        "a": {"b": [{"x": 1, "y": 2}], "z": 1},
+        "budgets": [0.02, 0.01],
+        "train": {"epochs": 3, "lr": 0.1},
+    }
+    assert repr(one) != repr(two)
+    assert repr(canonical(one)) == repr(canonical(two))
+    assert canonical(one) == one
+    assert canonical(one)["budgets"] == [0.02, 0.01]
