@@ -79,6 +79,11 @@ def section(name, keys=None):
     return canonical({k: v for k, v in values.items() if keys is None or k in keys})
 
 
+def table_settings():
+    """``tables`` by table name; the datasets under a table keep their order (its rows)."""
+    return {table: config["tables"][table] for table in sorted(config["tables"])}
+
+
 def model_inputs():
     return section("inputs", MODEL_INPUTS)
 

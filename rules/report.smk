@@ -29,7 +29,7 @@ rule findings:
         tables=table_outputs(),
         localization=expand(
             "results/{dataset}/analysis/localization.npz",
-            dataset=plan.analysis_datasets(config, "localization"),
+            dataset=sorted(plan.analysis_datasets(config, "localization")),
         ),
     output:
         report(
@@ -45,8 +45,8 @@ rule findings:
         "../envs/avmodels.yaml"
     params:
         table_budgets=canonical(config["evaluation"]["table_budgets"]),
-        tables=config["tables"],
-        localization_datasets=plan.analysis_datasets(config, "localization"),
+        tables=table_settings(),
+        localization_datasets=sorted(plan.analysis_datasets(config, "localization")),
         code=code("findings"),
     script:
         "../workflow_scripts/findings.py"
