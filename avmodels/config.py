@@ -5,6 +5,7 @@ Errors are one line naming the offending key, raised before any job starts.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,35 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     return f"config error at {where}: {error.message}"
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with the keys of every mapping sorted, lists kept in order: Snakemake
+    compares parameters as text, and the order of keys in a YAML mapping means nothing."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [canonical(item) for item in value]
+    return value
+
+
 def load_schema(path: str | Path) -> dict:
     return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
+def _check_finite(value: Any, path: tuple = ()) -> None:
+    """Every number is finite: YAML's ``.nan`` and ``.inf`` pass a JSON schema's bounds."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config error at {_key_path(path)}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, (*path, index))
+
+
 def check_config(config: dict, schema: dict) -> None:
     """Validate ``config``; raise :class:`ConfigError` with a one-line reason."""
+    _check_finite(config)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:

@@ -13,9 +13,9 @@ rule localization:
         mem_mb=8000,
         runtime=60,
     params:
-        analysis=config["analysis"],
+        analysis=section("analysis", ["attack", "budget", "localization_samples"]),
         paper_budget=plan.attack_settings(config)["paper_budget"],
-        inputs=config["inputs"],
+        inputs=model_inputs(),
         classes=dataset_classes,
         code=code("localization"),
     script:
@@ -38,9 +38,9 @@ rule embeddings:
         mem_mb=8000,
         runtime=60,
     params:
-        analysis=config["analysis"],
+        analysis=section("analysis", ["tsne_attack", "tsne_budget", "tsne_samples"]),
         paper_budget=plan.attack_settings(config)["paper_budget"],
-        inputs=config["inputs"],
+        inputs=model_inputs(),
         classes=dataset_classes,
         code=code("embeddings"),
     script:

@@ -14,9 +14,9 @@ rule evaluate:
         mem_mb=8000,
         runtime=120,
     params:
-        evaluation=plan.attack_settings(config),
-        exfmem=config["exfmem"],
-        inputs=config["inputs"],
+        evaluation=canonical(plan.attack_settings(config)),
+        exfmem=exfmem_settings,
+        inputs=model_inputs(),
         code=code("evaluate"),
         attempt=failed_attempts(EVALUATION),
     script:

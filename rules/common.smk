@@ -13,7 +13,7 @@ os.environ.update(
 
 from avmodels import plan
 from avmodels.classes import class_names
-from avmodels.config import ConfigError, check_config, load_schema
+from avmodels.config import ConfigError, canonical, check_config, load_schema
 from avmodels.local import csv_classes
 from avmodels.jobs import failed_attempts
 from avmodels.provenance import rule_code_hash, table_code_hash
@@ -33,6 +33,8 @@ for _ds in OWN:
         raise ConfigError(f"config error at datasets.{_ds}.csv: no such file")
 SPLITS = ["train", "val", "test"]
 EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
+# the `inputs` keys a model reads (frame_short_side is preprocessing's alone)
+MODEL_INPUTS = ("audio_samples", "image_size", "resize_size")
 
 
 if YOUTUBE:
@@ -69,7 +71,27 @@ def table_code(wildcards):
 
 
 def dataset_setting(wildcards, key, default=None):
-    return config["datasets"][wildcards.dataset].get(key, default)
+    return canonical(config["datasets"][wildcards.dataset].get(key, default))
+
+
+def section(name, keys=None):
+    """A config section as a job parameter: key-sorted, only ``keys`` when given."""
+    values = config.get(name, {})
+    return canonical({k: v for k, v in values.items() if keys is None or k in keys})
+
+
+def table_settings():
+    """``tables`` by table name; the datasets under a table keep their order (its rows)."""
+    return {table: config["tables"][table] for table in sorted(config["tables"])}
+
+
+def model_inputs():
+    return section("inputs", MODEL_INPUTS)
+
+
+def exfmem_settings(wildcards):
+    """The ExFMem settings, for evaluations under ExFMem only (the others read none)."""
+    return section("exfmem") if wildcards.defense == "exfmem" else None
 
 
 def dataset_classes(wildcards):
@@ -114,7 +136,9 @@ def video_input(wildcards):
 def download_options():
     """The ``download:`` settings a download uses (not the pre-flight's disk estimate)."""
     unused = {"min_free_gb", "mb_per_clip"}
-    return {k: v for k, v in config.get("download", {}).items() if k not in unused}
+    return canonical(
+        {k: v for k, v in config.get("download", {}).items() if k not in unused}
+    )
 
 
 def preflight():
@@ -153,7 +177,7 @@ def shard_outputs(wildcards, kind):
 
 
 def train_settings(wildcards):
-    return plan.variant_settings(config, wildcards.model, wildcards.dataset)
+    return canonical(plan.variant_settings(config, wildcards.model, wildcards.dataset))
 
 
 def pretrained_inputs(wildcards):
@@ -166,7 +190,7 @@ def pretrained_inputs(wildcards):
 
 
 def finetune_settings(wildcards):
-    return plan.finetune_settings(config, wildcards.model, wildcards.dataset)
+    return canonical(plan.finetune_settings(config, wildcards.model, wildcards.dataset))
 
 
 def eval_inputs(wildcards):

@@ -17,7 +17,7 @@ rule table:
         "../envs/avmodels.yaml"
     params:
         datasets=lambda wc: config["tables"][wc.table],
-        table_budgets=lambda wc: plan.table_budgets(config, wc.table),
+        table_budgets=lambda wc: canonical(plan.table_budgets(config, wc.table)),
         code=table_code,
     script:
         "../workflow_scripts/table.py"
@@ -29,7 +29,7 @@ rule findings:
         tables=table_outputs(),
         localization=expand(
             "results/{dataset}/analysis/localization.npz",
-            dataset=plan.analysis_datasets(config, "localization"),
+            dataset=sorted(plan.analysis_datasets(config, "localization")),
         ),
     output:
         report(
@@ -44,9 +44,9 @@ rule findings:
     conda:
         "../envs/avmodels.yaml"
     params:
-        table_budgets=config["evaluation"]["table_budgets"],
-        tables=config["tables"],
-        localization_datasets=plan.analysis_datasets(config, "localization"),
+        table_budgets=canonical(config["evaluation"]["table_budgets"]),
+        tables=table_settings(),
+        localization_datasets=sorted(plan.analysis_datasets(config, "localization")),
         code=code("findings"),
     script:
         "../workflow_scripts/findings.py"

@@ -33,7 +33,7 @@ rule train:
         runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         settings=train_settings,
-        inputs=config["inputs"],
+        inputs=model_inputs(),
         seed=config["seed"],
         classes=dataset_classes,
         code=code("train"),
@@ -56,8 +56,8 @@ rule memory_bank:
         mem_mb=8000,
         runtime=60,
     params:
-        exfmem=config["exfmem"],
-        inputs=config["inputs"],
+        exfmem=section("exfmem", ["size"]),
+        inputs=model_inputs(),
         seed=config["seed"],
         code=code("memory_bank"),
     script:
@@ -84,8 +84,8 @@ rule finetune:
         runtime=lambda wildcards, attempt: 720 * attempt,
     params:
         settings=finetune_settings,
-        exfmem=config["exfmem"],
-        inputs=config["inputs"],
+        exfmem=section("exfmem"),
+        inputs=model_inputs(),
         seed=config["seed"],
         code=code("finetune"),
     script:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avmodels.config import ConfigError, check_config, load_schema
+from avmodels.config import ConfigError, canonical, check_config, load_schema
 from avmodels.plan import all_evaluations, variant_settings
 
 PRESETS = ["config.yaml", "config/tiny.yaml", "config/paper.yaml"]
@@ -54,6 +54,19 @@ def _broken(config: dict, edit: str) -> dict:
     elif edit == "csv key on a youtube dataset":
         lists = {"test": {"url": "file:///t.csv", "sha256": None}}
         config["datasets"]["music"] = {"source": "youtube", "lists": lists, "csv": "x.csv"}
+    elif edit == "nan learning rate":
+        config["train"]["lr_audio"] = float("nan")
+    elif edit == "infinite budget in a list":
+        config["evaluation"]["sweep_budgets"] = [0.006, float("inf")]
+    elif edit == "negative infinite weight":
+        config["variants"]["minsim"]["train"]["loss_weight"] = float("-inf")
+    elif edit == "variant name as a regex":
+        config["variants"][".*"] = {"arch": "concat"}
+    elif edit == "list name as a path":
+        lists = {"../x": {"url": "file:///t.csv", "sha256": None}}
+        config["datasets"]["ave"] = {"source": "local", "videos": "AVE", "lists": lists}
+    elif edit == "dataset name as a path":
+        config["datasets"]["../x"] = {"source": "csv", "csv": "x.csv"}
     return config
 
 
@@ -68,6 +81,12 @@ CASES = {
     "local source of an unlisted dataset": "datasets.birds.source: local needs one of music",
     "own csv under a paper name": "datasets.music.source: csv datasets need a name of their own",
     "csv key on a youtube dataset": "datasets.music.csv: only for source csv",
+    "nan learning rate": "train.lr_audio: nan is not a finite number",
+    "infinite budget in a list": "evaluation.sweep_budgets.1: inf is not a finite number",
+    "negative infinite weight": "variants.minsim.train.loss_weight: -inf is not a finite number",
+    "variant name as a regex": "variants: '.*' does not match",
+    "list name as a path": "datasets.ave.lists: '../x' does not match",
+    "dataset name as a path": "datasets: '../x' does not match",
 }
 
 
@@ -91,7 +110,11 @@ def test_bad_config_names_the_key(repo_dir: Path, schema: dict, edit: str) -> No
     assert CASES[edit] in message
 
 
-@pytest.mark.parametrize("edit", ["unknown key", "wrong type", "unknown fusion", "negative budget"])
+@pytest.mark.parametrize(
+    "edit",
+    ["unknown key", "wrong type", "unknown fusion", "negative budget", "nan learning rate",
+     "variant name as a regex", "list name as a path"],
+)  # fmt: skip
 def test_snakemake_rejects_bad_config_before_any_job(
     repo_dir: Path, tmp_path: Path, edit: str
 ) -> None:
@@ -127,3 +150,20 @@ def test_budget_change_touches_only_its_evaluations(repo_dir: Path) -> None:
     after = set(all_evaluations(changed))
     assert {k.eps for k in before - after} == {"0.024"}
     assert {k.eps for k in after - before} == {"0.03"}
+
+
+def test_canonical_sorts_keys_and_keeps_list_order() -> None:
+    one = {
+        "train": {"lr": 0.1, "epochs": 3},
+        "budgets": [0.02, 0.01],
+        "a": {"z": 1, "b": [{"y": 2, "x": 1}]},
+    }
+    two = {
+        "a": {"b": [{"x": 1, "y": 2}], "z": 1},
+        "budgets": [0.02, 0.01],
+        "train": {"epochs": 3, "lr": 0.1},
+    }
+    assert repr(one) != repr(two)
+    assert repr(canonical(one)) == repr(canonical(two))
+    assert canonical(one) == one
+    assert canonical(one)["budgets"] == [0.02, 0.01]

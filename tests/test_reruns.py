@@ -41,6 +41,8 @@ from studies import (
     tail,
 )
 
+from avmodels.plan import table_datasets, table_evaluations
+from avmodels.plan import tables as plan_tables
 from avmodels.provenance import file_hash
 
 pytestmark = pytest.mark.slow
@@ -311,6 +313,50 @@ def test_variant_hyperparameter_change_reruns_that_variant_only(study: Study) ->
     # MaxSim is a row of the defense tables (3, 5, 6) only.
     tables = {job.wildcards["table"] for job in of_rule(jobs, "table")}
     assert tables == {"table3", "table5", "table6"}, listing(jobs)
+
+
+def reversed_keys(value: object, path: tuple[str, ...] = ()) -> object:
+    """Every mapping's keys in reverse order, but a table's datasets (its rows) as they are."""
+    if isinstance(value, dict):
+        keys = list(value) if path[:1] == ("tables",) and len(path) == 2 else list(value)[::-1]
+        return {key: reversed_keys(value[key], (*path, key)) for key in keys}
+    if isinstance(value, list):
+        return [reversed_keys(item, path) for item in value]
+    return value
+
+
+def test_reordered_config_keys_rerun_nothing(study: Study) -> None:
+    config = yaml.safe_load((study.root / CONFIG).read_text())
+    reordered = yaml.safe_dump(reversed_keys(config), sort_keys=False)
+    assert reordered != yaml.safe_dump(config, sort_keys=False)
+    assert yaml.safe_load(reordered) == config
+    target = study.root / "config" / "reordered.yaml"
+    target.write_text(reordered)
+    jobs = plan(study.root, str(target.relative_to(study.root)))
+    assert not jobs, listing(jobs)
+
+
+def test_exfmem_lam_edit_reruns_exfmem_steps_only(study: Study) -> None:
+    config = yaml.safe_load((study.root / CONFIG).read_text())
+    assert config["full_defense"]["mode"] == "finetune", "the tiny study moved; update below"
+    edited_name = edited_config(
+        study.root, "exfmem_lam", {("exfmem", "lam"): config["exfmem"]["lam"] * 2}
+    )
+    jobs = plan(study.root, edited_name)
+    # the banks read only exfmem.size; the fine-tuning trains through the sparse coding
+    assert rules(jobs) == {"finetune", "evaluate", "table", "findings"}, listing(jobs)
+    assert {job.wildcards["model"] for job in of_rule(jobs, "finetune")} == {"minsim"}
+    exfmem_evaluations = {f for f in evaluation_files(study.root) if f.split("/")[4] == "exfmem"}
+    assert exfmem_evaluations, "the study has no ExFMem evaluations"
+    assert {job.output for job in of_rule(jobs, "evaluate")} == exfmem_evaluations
+    shown = {
+        table
+        for table in plan_tables(config)
+        for ds in table_datasets(config, table)
+        if any(key.defense == "exfmem" for key in table_evaluations(config, table, ds))
+    }
+    tables = {job.wildcards["table"] for job in of_rule(jobs, "table")}
+    assert tables == shown and tables < ALL_TABLES, listing(jobs)
 
 
 def trace_cell(root: Path) -> list[str]:
