@@ -39,9 +39,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -50,6 +48,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path, PurePosixPath
 
 from avmodels.classes import CLASSES
+from avmodels.fetch import download_verified
 
 logger = logging.getLogger(__name__)
 
@@ -194,30 +193,16 @@ def verify_sha256(path: str | Path, expected: str | None) -> None:
 
 
 def fetch_list(url: str, dest: str | Path, sha256: str | None, timeout: float = 60.0) -> Path:
-    """Download ``url`` (http, https or file) to ``dest``, verifying ``sha256`` first.
-
-    The bytes go to a temporary file beside ``dest`` that is renamed onto ``dest`` only
-    after the digest matched, so ``dest`` is either absent/unchanged or complete and verified.
-    """
+    """Download ``url`` (http, https or file) to ``dest``, verifying ``sha256`` first
+    (:func:`download_verified`)."""
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https", "file"):
         raise ValueError(f"{url}: unsupported URL scheme {scheme!r} (http, https, file)")
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        _check_digest(f"{url} -> {dest}", digest.hexdigest(), sha256)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    download_verified(
+        url, dest, lambda actual: _check_digest(f"{url} -> {dest}", actual, sha256), timeout
+    )
     logger.info("fetched %s -> %s", url, dest)
-    return dest
+    return Path(dest)
 
 
 # ---------------------------------------------------------------- parsers (raw rows)

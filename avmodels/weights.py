@@ -7,14 +7,12 @@ the path of a local state-dict file with torchvision's resnet18 keys.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
-import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from avmodels.fetch import download_verified
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +49,15 @@ def fetch_weights(url: str, dest: str | Path, sha256: str, timeout: float = 600.
     expected = sha256.lower()
     if not _DIGEST.fullmatch(expected):
         raise ValueError(f"pretrained.sha256 must be 8 to 64 hex digits, got {sha256!r}")
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        actual = digest.hexdigest()
+
+    def verify(actual: str) -> None:
         if not actual.startswith(expected):
             raise WeightsDigestError(
                 f"{url}: sha256 {actual} does not match the configured {expected}"
             )
-        os.replace(part, dest)
-    finally:
-        Path(part).unlink(missing_ok=True)
+
+    actual = download_verified(url, dest, verify, timeout)
     if len(expected) < 64:
         logger.warning("%s: verified the published sha256 prefix %s only", dest, expected)
     logger.info("visual weights %s verified (sha256 %s)", dest, actual)
-    return dest
+    return Path(dest)
