@@ -16,7 +16,7 @@ from avmodels.classes import class_names
 from avmodels.config import ConfigError, canonical, check_config, load_schema
 from avmodels.local import csv_classes
 from avmodels.jobs import failed_attempts
-from avmodels.provenance import rule_code_hash, table_code_hash
+from avmodels.codehash import rule_code_hash, table_code_hash
 from avmodels import weights
 
 check_config(

@@ -15,15 +15,12 @@ from typing import Any
 import pytest
 
 from avmodels import audit as audit_mod
-from avmodels import provenance
+from avmodels import codehash, commands, rulesource
+from avmodels import diff as diff_mod
+from avmodels import trace as trace_mod
+from avmodels.codehash import code_closure, rule_code_hash, table_code_hash
 from avmodels.jobs import job
-from avmodels.provenance import (
-    code_closure,
-    file_hash,
-    record_path,
-    rule_code_hash,
-    table_code_hash,
-)
+from avmodels.provenance import file_hash, record_path
 
 # --- a Snakemake-like job -----------------------------------------------------------------
 
@@ -223,7 +220,7 @@ def run(tmp_path: Path, workflow) -> Path:
 
 
 def test_trace_cell_reaches_the_clip_list(run: Path):
-    lines = audit_mod.trace(run / TABLE, row="minsim", col="av")
+    lines = trace_mod.trace(run / TABLE, row="minsim", col="av")
     text = "\n".join(lines)
     assert lines[0].startswith("cell table3 dataset=music attack=fgsm method=minsim column=av")
     order = ["[table]", "[evaluate]", "[train]", "[manifest]", "[preprocess]", "[list_records]"]
@@ -244,7 +241,7 @@ def test_trace_cell_reaches_the_clip_list(run: Path):
 
 
 def test_trace_cell_with_two_sources_lists_each_chain_once(run: Path):
-    lines = audit_mod.trace(run / TABLE, row="dataset=music,attack=fgsm,method=MinSim", col="RI")
+    lines = trace_mod.trace(run / TABLE, row="dataset=music,attack=fgsm,method=MinSim", col="RI")
     text = "\n".join(lines)
     assert "eval/minsim/none/fgsm/0.006.csv" in text and "eval/concat/none/fgsm/0.006.csv" in text
     assert sum("[fetch_list]" in line and "see above" not in line for line in lines) == 1
@@ -253,7 +250,7 @@ def test_trace_cell_with_two_sources_lists_each_chain_once(run: Path):
 
 def test_trace_cell_of_a_table_without_record(run: Path):
     record_path(run / TABLE).unlink()
-    lines = audit_mod.trace(run / TABLE, row="minsim", col="clean")
+    lines = trace_mod.trace(run / TABLE, row="minsim", col="clean")
     assert lines[1] == f"{TABLE}  sha256 -  (no record)"
     assert lines[2].startswith("└── results/music/eval/minsim/none/fgsm/0.006.csv  [evaluate]")
     assert any("[fetch_list]" in line for line in lines)
@@ -261,55 +258,60 @@ def test_trace_cell_of_a_table_without_record(run: Path):
 
 def test_trace_ambiguous_or_unknown_selection(run: Path, capsys):
     with pytest.raises(ValueError, match="2 cells match"):
-        audit_mod.trace(run / TABLE, row="fgsm", col="av")
+        trace_mod.trace(run / TABLE, row="fgsm", col="av")
     with pytest.raises(ValueError, match="no column 'modell'"):
-        audit_mod.trace(run / TABLE, row="modell=x", col="av")
-    assert audit_mod.main(["trace", str(run / TABLE), "--row", "nothing"]) == 2
+        trace_mod.trace(run / TABLE, row="modell=x", col="av")
+    assert commands.main(["trace", str(run / TABLE), "--row", "nothing"]) == 2
     assert "no cell matches" in capsys.readouterr().err
 
 
 def test_trace_cli_on_a_file_and_verify(run: Path, capsys):
     ckpt = run / "results/music/models/minsim/checkpoint.pt"
-    assert audit_mod.main(["trace", str(ckpt)]) == 0
+    assert commands.main(["trace", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("results/music/models/minsim/checkpoint.pt  [train]")
     (run / f"{DATA}/manifest_val.csv").write_text("edited\n")
-    lines = audit_mod.trace(ckpt, verify=True)
+    lines = trace_mod.trace(ckpt, verify=True)
     assert any("manifest_val.csv" in line and "CHANGED" in line for line in lines)
 
 
 # --- audit ------------------------------------------------------------------------------------
 
 
+def _audit(dirs: list[Path], wf: Path) -> tuple[list[audit_mod.Finding], int]:
+    report = audit_mod.audit(dirs, wf)
+    return report.findings, report.checked
+
+
 def test_audit_clean_tree(run: Path, workflow, capsys):
-    findings, checked = audit_mod.audit([run / "results", run / "resources"], workflow[0])
+    findings, checked = _audit([run / "results", run / "resources"], workflow[0])
     assert findings == []
     assert checked == len(list(run.rglob("*.prov.json")))
-    findings, checked = audit_mod.audit([run / "results"], workflow[0])
+    findings, checked = _audit([run / "results"], workflow[0])
     assert findings == []
     assert checked > len(list((run / "results").rglob("*.prov.json")))  # reached resources/
     with contextlib.chdir(run):
-        assert audit_mod.main(["audit", "results", "--workflow", str(workflow[0])]) == 0
+        assert commands.main(["audit", "results", "--workflow", str(workflow[0])]) == 0
     assert "no findings" in capsys.readouterr().out
 
 
 def test_audit_names_an_edited_output_and_its_consumer(run: Path, workflow, capsys):
     ckpt = "results/music/models/minsim/checkpoint.pt"
     (run / ckpt).write_text("edited by hand")
-    findings, _ = audit_mod.audit([run / "results"], workflow[0])
+    findings, _ = _audit([run / "results"], workflow[0])
     assert {(f.kind, f.path) for f in findings} == {
         ("changed", ckpt),
         ("stale", "results/music/eval/minsim/none/fgsm/0.006.csv"),
     }
     with contextlib.chdir(run):
-        assert audit_mod.main(["audit", "results", "--workflow", str(workflow[0])]) == 1
+        assert commands.main(["audit", "results", "--workflow", str(workflow[0])]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"changed    {ckpt}") and out[-1].endswith("1 changed, 1 stale")
 
 
 def test_audit_missing_and_stale_once_per_job(run: Path, workflow):
     (run / f"{DATA}/manifest_train.csv").unlink()
-    findings, _ = audit_mod.audit([run / "results"], workflow[0])
+    findings, _ = _audit([run / "results"], workflow[0])
     kinds = sorted((f.kind, f.path) for f in findings)
     assert kinds[0] == ("missing", f"{DATA}/manifest_train.csv")
     stale = [f for f in findings if f.kind == "stale"]
@@ -321,9 +323,9 @@ def test_audit_code_mismatch(run: Path, workflow):
     wf, _ = workflow
     script = wf / "workflow_scripts" / "train.py"
     script.write_text(script.read_text() + "# a comment only\n")
-    assert audit_mod.audit([run / "results"], wf)[0] == []
+    assert _audit([run / "results"], wf)[0] == []
     script.write_text(script.read_text() + "EPOCHS = 3\n")
-    findings, _ = audit_mod.audit([run / "results"], wf)
+    findings, _ = _audit([run / "results"], wf)
     assert {f.kind for f in findings} == {"code"}
     assert sorted(f.detail.split()[0] for f in findings) == ["[train]", "[train]"]
     assert all("workflow_scripts/train.py" in f.detail for f in findings)
@@ -332,16 +334,20 @@ def test_audit_code_mismatch(run: Path, workflow):
 def test_audit_an_archived_copy_under_another_name(run: Path, workflow, tmp_path: Path):
     archive = tmp_path / "archive" / "run1"
     shutil.copytree(run / "results", archive)
-    findings, _ = audit_mod.audit([archive], workflow[0])
+    findings, _ = _audit([archive], workflow[0])
     # results/... are read from the copy; the resources/ it was made from were not kept:
-    # the manifest job's inputs are gone (one finding per input, not per output)
-    assert {f.kind for f in findings} == {"stale"}
-    gone = sorted(f.detail.split()[2] for f in findings)
+    # the manifest job's inputs are gone (one finding per input, not per output), and the
+    # table's cells no longer reach the clip lists
+    assert {f.kind for f in findings} == {"stale", "chain"}
+    gone = sorted(f.detail.split()[2] for f in findings if f.kind == "stale")
     assert gone == sorted([RECORDS, LIST_EXCL, SHARD, SHARD_EXCL, FAILURES])
+    chain = {f.detail.split(":")[0] for f in findings if f.kind == "chain"}
+    assert {f.path for f in findings if f.kind == "chain"} == {TABLE}
+    assert f"{RECORDS} has no record" in chain
 
 
 def test_rule_scripts_of_the_repository(repo_dir: Path):
-    scripts = audit_mod.rule_scripts(repo_dir)
+    scripts = rulesource.rule_scripts(repo_dir)
     assert scripts["evaluate"] == repo_dir / "workflow_scripts" / "evaluate.py"
     assert scripts["table"] == repo_dir / "workflow_scripts" / "table.py"
     rules = {
@@ -364,7 +370,7 @@ def _changed_cells(lines: list[str]) -> set[str]:
 def test_diff_names_the_changed_parameter(run: Path, workflow, tmp_path: Path):
     other = tmp_path / "runB"
     build_run(other, workflow[1], weight=2.0)
-    lines, differing = audit_mod.diff(run / "results", other / "results")
+    lines, differing = diff_mod.diff(run / "results", other / "results")
     assert _changed_cells(lines) == {"minsim/clean", "minsim/av", "minsim/ri"}
     assert differing == 3
     text = "\n".join(lines)
@@ -377,7 +383,7 @@ def test_diff_names_the_changed_parameter(run: Path, workflow, tmp_path: Path):
 def test_diff_follows_renamed_inputs_to_a_config_key(run: Path, workflow, tmp_path: Path):
     other = tmp_path / "runB"
     build_run(other, workflow[1], multi=0.008)
-    lines, _ = audit_mod.diff(run / "results", other / "results")
+    lines, _ = diff_mod.diff(run / "results", other / "results")
     assert _changed_cells(lines) == {"none/av", "minsim/av"}
     text = "\n".join(lines)
     assert "evaluation.table_budgets.multi: 0.006 -> 0.008" in text
@@ -389,16 +395,16 @@ def test_diff_code_change_and_identical_runs(run: Path, workflow, tmp_path: Path
     other = tmp_path / "runB"
     codes = {**workflow[1], "evaluate": "0" * 64}
     build_run(other, codes)
-    lines, differing = audit_mod.diff(run / "results", other / "results")
+    lines, differing = diff_mod.diff(run / "results", other / "results")
     assert differing == 0 and lines == [
         "diff: 0 of 5 common cells changed, 0 only in A, 0 only in B"
     ]
     build_run(other, codes, weight=3.0)
-    lines, _ = audit_mod.diff(run / "results", other / "results")
+    lines, _ = diff_mod.diff(run / "results", other / "results")
     assert any(
         f"[evaluate]: code {workflow[1]['evaluate'][:12]} -> 000000000000" in x for x in lines
     )
-    assert audit_mod.main(["diff", str(run / "results"), str(other / "results")]) == 1
+    assert commands.main(["diff", str(run / "results"), str(other / "results")]) == 1
 
 
 # --- code hashes ------------------------------------------------------------------------------
@@ -423,15 +429,15 @@ def package(tmp_path: Path, monkeypatch) -> Path:
     scripts = tmp_path / "code" / "workflow_scripts"
     scripts.mkdir()
     (scripts / "step.py").write_text("from avmodels.alpha import f\nimport avmodels.delta\n")
-    monkeypatch.setattr(provenance, "PACKAGE_DIR", pkg)
-    monkeypatch.setattr(provenance, "_CACHE", provenance._SourceCache(tmp_path / "cache.json"))
-    provenance.clear_code_caches()
+    monkeypatch.setattr(codehash, "PACKAGE_DIR", pkg)
+    monkeypatch.setattr(codehash, "_CACHE", codehash._SourceCache(tmp_path / "cache.json"))
+    codehash.clear_code_caches()
     yield scripts / "step.py"
-    provenance.clear_code_caches()
+    codehash.clear_code_caches()
 
 
 def _rehash(script: Path) -> str:
-    provenance.clear_code_caches()
+    codehash.clear_code_caches()
     return rule_code_hash(script)
 
 
@@ -451,7 +457,7 @@ def test_closure_follows_all_import_forms(package: Path):
 @pytest.mark.parametrize("module", ["gamma.py", "zeta.py", "alpha.py"])
 def test_code_hash_ignores_comments_docstrings_and_touch(package: Path, module: str):
     before = _rehash(package)
-    path = provenance.PACKAGE_DIR / module
+    path = codehash.PACKAGE_DIR / module
     text = path.read_text()
     if text.startswith('"""'):
         text = text.replace(text.split('"""')[1], "A reworded docstring.", 1)
@@ -466,7 +472,7 @@ def test_code_hash_ignores_comments_docstrings_and_touch(package: Path, module: 
 @pytest.mark.parametrize("module", ["gamma.py", "zeta.py", "alpha.py", "__init__.py"])
 def test_code_hash_changes_with_a_real_edit(package: Path, module: str):
     before = _rehash(package)
-    path = provenance.PACKAGE_DIR / module
+    path = codehash.PACKAGE_DIR / module
     path.write_text(path.read_text() + "EXTRA = 1\n")
     assert _rehash(package) != before
 
@@ -476,29 +482,31 @@ def test_code_hash_reads_unchanged_files_from_the_cache_file(package: Path, monk
     cached = json.loads((package.parents[2] / "cache.json").read_text())
     assert len(cached) == 7  # step.py and the six modules it reaches
     analysed = []
-    real = provenance._analyse
-    monkeypatch.setattr(provenance, "_analyse", lambda p: analysed.append(p.name) or real(p))
+    real = codehash._analyse
+    monkeypatch.setattr(
+        codehash, "_analyse", lambda p, d=None: analysed.append(p.name) or real(p, d)
+    )
     assert _rehash(package) == before and analysed == []  # a new process: the file only
-    path = provenance.PACKAGE_DIR / "zeta.py"
+    path = codehash.PACKAGE_DIR / "zeta.py"
     path.write_text("Z = 4\n")
     assert _rehash(package) != before and analysed == ["zeta.py"]
 
 
 def test_code_hash_ignores_unreached_modules(package: Path):
     before = _rehash(package)
-    (provenance.PACKAGE_DIR / "unused.py").write_text("U = 1\n")
+    (codehash.PACKAGE_DIR / "unused.py").write_text("U = 1\n")
     assert _rehash(package) == before
 
 
 def test_workflow_steps_do_not_reach_the_commands():
     """Steps reach ``provenance`` (through ``jobs``); editing the commands must not rerun them."""
-    provenance.clear_code_caches()
-    names = {p.name for p in code_closure(provenance.PACKAGE_DIR / "jobs.py")}
+    codehash.clear_code_caches()
+    names = {p.name for p in code_closure(codehash.PACKAGE_DIR / "jobs.py")}
     assert "provenance.py" in names and "audit.py" not in names
 
 
 def test_audit_cli_rejects_a_missing_directory(tmp_path: Path, capsys):
-    assert audit_mod.main(["audit", str(tmp_path / "nowhere")]) == 2
+    assert commands.main(["audit", str(tmp_path / "nowhere")]) == 2
     assert "no directory" in capsys.readouterr().err
 
 
@@ -506,7 +514,7 @@ def test_audit_table_code_includes_its_spec(run: Path, workflow):
     wf, _ = workflow
     spec = wf / "avmodels" / "table_specs" / "table3.py"
     spec.write_text(spec.read_text() + "ROWS = 2\n")
-    findings, _ = audit_mod.audit([run / "results"], wf)
+    findings, _ = _audit([run / "results"], wf)
     assert {(f.kind, f.path) for f in findings} == {("code", TABLE)}
     assert findings[0].detail.startswith("[table]")
 
@@ -524,7 +532,7 @@ def test_directory_hash_ignores_snakemake_timestamp(tmp_path: Path):
 def test_download_code_is_what_decides_the_download(repo_dir: Path):
     """The download step's code is its script, ``download`` and the list/range code: not
     the job harness (logging, provenance) nor the media code it checks files with."""
-    provenance.clear_code_caches()
+    codehash.clear_code_caches()
     names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / "download.py")}
     assert {"download.py", "lists.py"} <= names
     assert names.isdisjoint({"jobs.py", "provenance.py", "media.py"})

@@ -10,7 +10,7 @@ budget change executed in a copy of the finished study) run jobs again.
 The mechanism under test: ``profiles/default`` sets ``rerun-triggers: mtime, params, input,
 software-env``, so a step reruns when one of its parameters changes; its configuration
 values are parameters, and so is ``code``, the hash of the normalised code it reaches
-(``avmodels.provenance.rule_code_hash``).
+(``avmodels.codehash.rule_code_hash``).
 """
 
 from __future__ import annotations
@@ -388,7 +388,9 @@ def test_trace_reaches_data_origin_and_training(study: Study) -> None:
     assert re.search(r"\[train\].* seed \d+", lines[checkpoint]), lines[checkpoint]
 
 
-FINDING_RE = re.compile(r"^(unreadable|missing|changed|stale|code)\s+(\S+)\s+(.*)$")
+FINDING_RE = re.compile(
+    r"^(unreadable|unrecorded|misplaced|missing|changed|stale|chain|code)\s+(\S+)\s+(.*)$"
+)
 
 
 def audit_findings(root: Path) -> tuple[int, set[tuple[str, str, str]]]:
