@@ -44,7 +44,7 @@ class Chains:
         broken: dict[str, list[str]] = {}
         for cell in read_cells(path):
             cell = {"table": path.stem, **{k: v for k, v in cell.items() if v is not None}}
-            for link in self.cell(cell, used if record else None):
+            for link in dict.fromkeys(self.cell(cell, used if record else None)):
                 broken.setdefault(link, []).append(cell_label(cell))
         return broken
 
