@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -492,6 +493,39 @@ def test_code_hash_reads_unchanged_files_from_the_cache_file(package: Path, monk
     assert _rehash(package) != before and analysed == ["zeta.py"]
 
 
+def test_code_hash_sees_a_same_size_edit_with_the_mtime_restored(package: Path, monkeypatch):
+    before = _rehash(package)
+    path = codehash.PACKAGE_DIR / "zeta.py"
+    stat = path.stat()
+    path.write_text("Z = 4\n")  # as long as "Z = 3\n"
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    analysed = []
+    real = codehash._analyse
+    monkeypatch.setattr(
+        codehash, "_analyse", lambda p, d=None: analysed.append(p.name) or real(p, d)
+    )
+    assert _rehash(package) != before and analysed == ["zeta.py"]
+
+
+def test_code_restored_with_cp_p_hashes_as_before(package: Path, tmp_path: Path, monkeypatch):
+    before = _rehash(package)
+    path = codehash.PACKAGE_DIR / "gamma.py"
+    backup = tmp_path / "gamma.py.orig"
+    subprocess.run(["cp", "-p", str(path), str(backup)], check=True)
+    path.write_text(path.read_text() + "EXTRA = 1\n")
+    assert _rehash(package) != before
+    subprocess.run(["cp", "-p", str(backup), str(path)], check=True)
+    assert _rehash(package) == before
+    analysed = []
+    real = codehash._analyse
+    monkeypatch.setattr(
+        codehash, "_analyse", lambda p, d=None: analysed.append(p.name) or real(p, d)
+    )
+    os.utime(path, ns=(1, 1))  # any mtime: the content decides
+    assert _rehash(package) == before and analysed == []
+
+
 def test_code_hash_ignores_unreached_modules(package: Path):
     before = _rehash(package)
     (codehash.PACKAGE_DIR / "unused.py").write_text("U = 1\n")
@@ -502,7 +536,18 @@ def test_workflow_steps_do_not_reach_the_commands():
     """Steps reach ``provenance`` (through ``jobs``); editing the commands must not rerun them."""
     codehash.clear_code_caches()
     names = {p.name for p in code_closure(codehash.PACKAGE_DIR / "jobs.py")}
-    assert "provenance.py" in names and "audit.py" not in names
+    assert "provenance.py" in names
+    assert names.isdisjoint({"audit.py", "commands.py", "trace.py", "diff.py", "codehash.py"})
+
+
+def test_imports_under_a_main_guard_are_not_followed(package: Path):
+    before = _rehash(package)
+    path = codehash.PACKAGE_DIR / "zeta.py"
+    path.write_text(path.read_text() + 'if __name__ == "__main__":\n    import avmodels.unused\n')
+    assert "unused.py" not in {p.name for p in code_closure(package)}
+    assert _rehash(package) != before  # zeta.py itself changed
+    path.write_text(path.read_text() + "import avmodels.unused\n")
+    assert "unused.py" in {p.name for p in code_closure(package)}
 
 
 def test_audit_cli_rejects_a_missing_directory(tmp_path: Path, capsys):
