@@ -129,7 +129,8 @@ class _Auditor:
             record = json.loads(data)
             output = str(record["output"])
         except (ValueError, KeyError, TypeError) as err:
-            self.add("unreadable", str(rec_file), f"not a provenance record ({err})")
+            self.named.add(beside)
+            self.add("unreadable", fallback.rel(rec_file), f"not a provenance record ({err})")
             return
         root = root_of(rec_file, output)
         if root is not None:

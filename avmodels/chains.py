@@ -68,7 +68,11 @@ class Chains:
 
     def _walk(self, record_rel: str) -> Iterator[str]:
         output = output_of(record_rel)
-        record = self.run.record(record_rel)
+        try:
+            record = self.run.record(record_rel)
+        except ValueError:
+            yield f"{record_rel} is not a provenance record"
+            return
         if record is None:
             yield f"{output} has no record"
             return
@@ -84,4 +88,4 @@ class Chains:
 
     def records(self) -> list[Path]:
         """Every record file reached so far (for the audit to check)."""
-        return [self.run.path(rel) for rel in self._below if self.run.record(rel) is not None]
+        return [self.run.path(rel) for rel in self._below if self.run.path(rel).is_file()]

@@ -130,6 +130,15 @@ def test_a_cell_naming_an_evaluation_the_table_did_not_use(run: Path, workflow: 
     assert any("results/music/eval/other/none/fgsm/0.006.csv has no record" in x for x in chain)
 
 
+def test_a_broken_record_is_named_once(run: Path, workflow: Path):
+    record_path(run / MINSIM_EVAL).write_text("{not json")
+    found, lines, status = check(run, workflow)
+    rel = str(record_path(MINSIM_EVAL))
+    assert ("unreadable", rel) in found and status == 1
+    assert ("unrecorded", MINSIM_EVAL) not in found  # named once, by its broken record
+    assert any(x.startswith("chain") and f"{rel} is not a provenance record" in x for x in lines)
+
+
 def test_digest_over_all_records_is_the_sha256sum_of_their_list(run: Path, workflow: Path):
     report = audit.audit([run / "results", run / "resources"], workflow)
     assert report.checked == len(list(run.rglob("*.prov.json")))
