@@ -8,7 +8,7 @@ inputs. Paths in records are relative to the workflow's working directory (``res
 the path ``results/x`` is ``/tmp/runA/results/x`` and ``resources/y`` is
 ``/tmp/runA/resources/y``.
 
-Command line (``python -m avmodels.provenance ...``)::
+Command line (``avrobust ...``)::
 
     trace results/tables/table3.csv --row minsim --col av     # the chain behind one number
     trace results/tables/table1.csv --row "attack=pgd,method=concat" --col a
@@ -656,7 +656,7 @@ def diff(results_a: str | Path, results_b: str | Path) -> tuple[list[str], int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m avmodels.provenance", description="Provenance of the workflow's outputs."
+        prog="avrobust", description="Provenance of the workflow's outputs."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("trace", help="the record chain behind a file or one table cell")
@@ -671,7 +671,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", help="a results directory")
     p.add_argument("run_b", help="another results directory")
     p = sub.add_parser("code", help="code hash of workflow scripts")
-    p.add_argument("scripts", nargs="+")
+    p.add_argument("scripts", nargs="+", help="workflow scripts, e.g. workflow_scripts/train.py")
     p.add_argument("--files", action="store_true", help="list the files each hash covers")
     return parser
 

@@ -694,20 +694,32 @@ def preprocess_many(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avmodels.media preprocess VIDEO OUT_DIR [--start S --end E]``.
+    """``avrobust preprocess VIDEO OUT_DIR [--start S --end E]``.
 
     Exit status 1: the video cannot become a clip; 2: OUT_DIR holds other files (refused,
     nothing changed); 3: the disk is full. Each prints one line to stderr.
     """
-    parser = argparse.ArgumentParser(prog="python -m avmodels.media")
+    parser = argparse.ArgumentParser(prog="avrobust")
     sub = parser.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("preprocess", help="decode a video into a clip directory")
-    pre.add_argument("video", type=Path)
-    pre.add_argument("out_dir", type=Path)
-    pre.add_argument("--start", type=float, default=None)
-    pre.add_argument("--end", type=float, default=None)
-    pre.add_argument("--max-short-side", type=int, default=MAX_SHORT_SIDE)
-    pre.add_argument("--min-duration", type=float, default=MIN_DURATION)
+    pre.add_argument("video", type=Path, help="any container ffmpeg reads")
+    pre.add_argument(
+        "out_dir", type=Path, help="clip folder: absent, empty or one written here before"
+    )
+    pre.add_argument("--start", type=float, default=None, help="seconds into the video")
+    pre.add_argument("--end", type=float, default=None, help="seconds into the video")
+    pre.add_argument(
+        "--max-short-side",
+        type=int,
+        default=MAX_SHORT_SIDE,
+        help=f"frames larger than this are scaled down (pixels, {MAX_SHORT_SIDE})",
+    )
+    pre.add_argument(
+        "--min-duration",
+        type=float,
+        default=MIN_DURATION,
+        help=f"shorter clips are refused (seconds, {MIN_DURATION:g})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -737,7 +749,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info.num_samples} samples, {info.num_frames} frames{short}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

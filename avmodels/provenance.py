@@ -9,8 +9,8 @@ the package (or the file ``$AVMODELS_CODE_CACHE``), keyed by modification time a
 so a dry run does not parse the library again.
 
 Every output also gets a record beside it (:func:`record_path`, written by
-``avmodels.jobs.job``); ``python -m avmodels.provenance {trace,audit,diff,code}`` reads
-them (``avmodels.audit``).
+``avmodels.jobs.job``); ``avrobust {trace,audit,diff,code}`` reads them
+(``avmodels.audit``).
 """
 
 from __future__ import annotations
@@ -262,20 +262,3 @@ def file_hash(path: str | Path) -> str:
 def clear_code_caches() -> None:
     """Forget what was read of the sources (memory only; the file cache checks mtimes)."""
     _CACHE.entries = None
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m avmodels.provenance {trace,audit,diff,code} ...`` (see ``avmodels.audit``)."""
-    import importlib
-    import signal
-    import sys
-
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet end when piped into head
-    # Imported by name: workflow steps reach this module, and a code hash of theirs must not
-    # change when the commands below are edited.
-    commands = importlib.import_module(f"{PACKAGE}.audit")
-    sys.exit(commands.main(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,51 @@
+"""``avrobust``: the project's one command line, dispatching each command to its module.
+
+``avrobust preprocess VIDEO OUT_DIR`` turns a video into a clip folder; ``trace``, ``audit``
+and ``diff`` read the provenance records of a study's outputs; ``code`` prints a workflow
+step's code hash; ``preflight`` runs the download checks by hand. ``avrobust COMMAND -h``
+lists a command's options. A module is imported only when its command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from collections.abc import Sequence
+
+#: command -> (module whose ``main`` runs it, one-line help)
+COMMANDS = {
+    "preprocess": ("avmodels.media", "decode a video into a clip folder (11025 Hz, 8 fps)"),
+    "trace": ("avmodels.audit", "the record chain behind an output or one table cell"),
+    "audit": ("avmodels.audit", "outputs changed, missing or stale since they were recorded"),
+    "diff": ("avmodels.audit", "table cells that differ between two runs, and why"),
+    "code": ("avmodels.audit", "code hash of workflow scripts, and the files it covers"),
+    "preflight": ("avmodels.preflight", "check the download runtime, ffmpeg and free disk"),
+}
+#: commands whose ``main`` takes the options alone (the others take the command name first)
+OPTIONS_ONLY = {"preflight"}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The top-level parser; each command's own options are its module's."""
+    top = argparse.ArgumentParser(
+        prog="avrobust", description=__doc__.splitlines()[0], epilog="avrobust COMMAND -h"
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status."""
+    args, rest = parser().parse_known_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a quiet end when piped into head
+    module = importlib.import_module(COMMANDS[args.command][0])
+    argv = rest if args.command in OPTIONS_ONLY else [args.command, *rest]
+    return module.main(argv) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
