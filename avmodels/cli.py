@@ -30,7 +30,9 @@ OPTIONS_ONLY = {"preflight"}
 def parser() -> argparse.ArgumentParser:
     """The top-level parser; each command's own options are its module's."""
     top = argparse.ArgumentParser(
-        prog="avrobust", description=__doc__.splitlines()[0], epilog="avrobust COMMAND -h"
+        prog="avrobust",
+        description="Clips, provenance and checks of the avrobust study.",
+        epilog="avrobust COMMAND -h: the options of one command",
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, text) in COMMANDS.items():
