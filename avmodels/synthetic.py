@@ -394,4 +394,3 @@ def generate(
     ]
     write_records(out / RECORDS_FILE, records)
     return records
-

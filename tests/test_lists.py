@@ -31,10 +31,8 @@ from avmodels.lists import (
     ListFormatError,
     fetch_list,
     iter_kinetics_annotations,
-    main,
     read_audioset_segments,
     read_ave_annotations,
-    read_exclusions,
     read_music_videos,
     read_records,
     read_split_csv,
@@ -391,24 +389,6 @@ def test_label_index_follows_class_order() -> None:
         label_index("music", "Violin")
     with pytest.raises(ValueError):
         label_index("vggsound", "dog")
-
-
-def test_cli_records(
-    ave_lists: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    lists = ave_lists
-    out, excl = tmp_path / "ave.csv", tmp_path / "ave_excluded.csv"
-    args = ["records", "ave", str(out), "--exclusions", str(excl)]
-    for name, path in lists.items():
-        args += ["--list", f"{name}={path}"]
-    main(args)
-    records, exclusions = records_with_exclusions("ave", lists)
-    assert read_records(out) == records
-    assert read_exclusions(excl) == exclusions
-    counts = Counter(r.split for r in records)
-    printed = capsys.readouterr().out
-    assert all(f"{s} {counts[s]}" in printed for s in SPLITS)
-    assert f"{len(exclusions)} excluded" in printed
 
 
 # ---------------------------------------------------------------- checksums and download
