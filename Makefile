@@ -11,7 +11,6 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/python -m avmodels.tools link-ffmpeg $(BIN)
 	touch $@
 
 setup: $(STAMP)

@@ -17,7 +17,7 @@ The audit also prints one digest over all records it checked, for a paper to cit
 sha256 of the lines ``<sha256 of the record file>  <record path>``, one per record, sorted
 by path (``sha256sum``'s format; see :func:`records_digest`).
 
-    python -m avmodels.audit results/ [resources/] [--workflow DIR]
+    avrobust audit results/ [resources/] [--workflow DIR]
 """
 
 from __future__ import annotations
@@ -249,11 +249,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``audit [DIR...] [--workflow DIR]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m avmodels.audit", description="Check a results tree against its records."
+        prog="avrobust audit", description="Check a results tree against its records."
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ the package (or the file ``$AVMODELS_CODE_CACHE``), keyed by path and the sha256
 file's bytes, so a dry run does not parse the library again and no edit goes unseen,
 whatever the file's modification time.
 
-Command line: ``python -m avmodels.provenance code SCRIPT [--files]``.
+Command line: ``avrobust code SCRIPT [--files]``.
 """
 
 from __future__ import annotations
@@ -275,12 +275,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``code SCRIPT... [--files]``: exit status 0, 2 for a script that does not exist."""
-    parser = argparse.ArgumentParser(
-        prog="python -m avmodels.codehash", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="avrobust code", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -95,13 +95,12 @@ def _check_dataset(name: str, spec: dict) -> None:
 
 def _check_references(config: dict) -> None:
     variants = config["variants"]
-    for key in ("sweep_models",):
-        for model in config["evaluation"].get(key, []):
-            if model not in variants:
-                raise ConfigError(
-                    f"config error at evaluation.{key}: {model!r} is not a variant "
-                    f"(variants: {', '.join(variants)})"
-                )
+    for model in config["evaluation"].get("sweep_models", []):
+        if model not in variants:
+            raise ConfigError(
+                f"config error at evaluation.sweep_models: {model!r} is not a variant "
+                f"(variants: {', '.join(variants)})"
+            )
     for table, shown in config["tables"].items():
         for dataset in shown:
             if dataset not in config["datasets"]:

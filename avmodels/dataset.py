@@ -22,13 +22,12 @@ Per item only the window's audio samples and the one frame's JPEG bytes are read
 positioned reads (``os.pread``) of the clip files :mod:`avmodels.media` writes: the PCM16
 samples are scaled (volume included) straight into the float32 window, no decoder; the JPEG
 is decoded by simplejpeg (libjpeg-turbo with almost no per-call overhead: the pixels of
-Pillow's decode in :func:`avmodels.media.load_frame`, 3.5x faster for 48-96 px frames and
-1.5x for 455x256 ones). The resize is torch's uint8 antialiased bicubic kernel on the
-channels-last image (the one torchvision's ``Resize`` calls on tensors, which follows PIL's
-bicubic resampling to within one grey level), so items equal those of the torchvision
-transforms above without importing torchvision, which costs every workflow job
-about 2 s; crop, flip and the conversion to float32 are one strided uint8 copy and one
-division.
+Pillow's decode in :func:`avmodels.media.load_frame`, faster; ``bench/RESULTS.md``). The
+resize is torch's uint8 antialiased bicubic kernel on the channels-last image (the one
+torchvision's ``Resize`` calls on tensors, which follows PIL's bicubic resampling to within
+one grey level), so items equal those of the torchvision transforms above without importing
+torchvision, whose start-up every workflow job would pay (``bench/RESULTS.md``); crop, flip
+and the conversion to float32 are one strided uint8 copy and one division.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``diff``: the table cells that differ between two runs, and what changed upstream.
 
-python -m avmodels.diff RUN_A/results RUN_B/results
+avrobust diff RUN_A/results RUN_B/results
 """
 
 from __future__ import annotations
@@ -167,11 +167,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``diff RUN_A RUN_B``."""
     parser = argparse.ArgumentParser(
-        prog="python -m avmodels.diff", description="Table cells that differ between two runs."
+        prog="avrobust diff", description="Table cells that differ between two runs."
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -50,7 +50,7 @@ DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/wo
 FAILURE_COLUMNS = ["clip_id", "youtube_id", "reason", "message"]
 REASONS = (
     "invalid id",  # not an 11-character YouTube ID, or an unsafe clip ID
-    "malformed",  # a list line that does not parse, or a bad time range
+    "malformed",  # a bad time range
     "private",
     "unavailable",  # removed, deleted account, no such video (HTTP 404/410)
     "geo-blocked",
@@ -191,26 +191,6 @@ class ClipSource(Protocol):
     def clip_id(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class ShardClip:
-    """A line of a download list; ``problem`` is set when the line did not parse."""
-
-    youtube_id: str
-    start: float | None
-    end: float | None
-    given_id: str = ""
-    problem: str = ""
-
-    @property
-    def clip_id(self) -> str:
-        """Like ``ClipRecord.clip_id``: ``ID`` or ``ID_SSSSSSS_EEEEEEE`` (ms)."""
-        if self.given_id:
-            return self.given_id
-        if self.start is None or self.end is None:
-            return self.youtube_id
-        return f"{self.youtube_id}_{round(self.start * 1000):07d}_{round(self.end * 1000):07d}"
-
-
 @dataclass
 class DownloadSummary:
     """Counts of one :func:`download_shard` run."""
@@ -235,51 +215,13 @@ class _Failure(Exception):
         super().__init__(f"{reason}: {message}")
 
 
-# ---------------------------------------------------------------- lists and validation
-
-
-def _time(text: str) -> float | None:
-    if text.strip() == "":
-        return None
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"not a finite time: {text!r}")
-    return value
-
-
-def read_clip_list(path: str | Path) -> list[ShardClip]:
-    """Read a CSV with a header holding ``youtube_id`` (and optionally ``start``, ``end``,
-    ``clip_id``; a records CSV of :mod:`avmodels.data` works). Never raises on a bad line:
-    it becomes a :class:`ShardClip` with ``problem`` set, which the shard records."""
-    clips = []
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.DictReader(f)
-        if "youtube_id" not in (reader.fieldnames or []):
-            raise ValueError(f"{path}: no youtube_id column in header {reader.fieldnames}")
-        for row in reader:
-            yid = (row.get("youtube_id") or "").strip()
-            given = (row.get("clip_id") or "").strip()
-            if None in row or any(v is None for v in row.values()):
-                problem = f"line {reader.line_num}: wrong number of fields"
-                clips.append(ShardClip(yid, None, None, given or f"line{reader.line_num}", problem))
-                continue
-            try:
-                start, end = _time(row.get("start") or ""), _time(row.get("end") or "")
-            except ValueError as err:
-                problem = f"line {reader.line_num}: {err}"
-                clips.append(ShardClip(yid, None, None, given or f"line{reader.line_num}", problem))
-                continue
-            clips.append(ShardClip(yid, start, end, given))
-    return clips
+# ---------------------------------------------------------------- validation
 
 
 def _check(clip: ClipSource) -> _Failure | None:
     """Why ``clip`` must not be requested (None: it may)."""
-    problem = getattr(clip, "problem", "")
     if not isinstance(clip.youtube_id, str) or not YOUTUBE_ID.fullmatch(clip.youtube_id):
         return _Failure("invalid id", f"not a YouTube ID: {clip.youtube_id!r}")
-    if problem:
-        return _Failure("malformed", problem)
     if not CLIP_ID.fullmatch(clip.clip_id):
         return _Failure("invalid id", f"unsafe clip id: {clip.clip_id!r}")
     start, end = clip.start, clip.end

@@ -33,7 +33,6 @@ that reason.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -42,8 +41,7 @@ import math
 import re
 import urllib.parse
 import urllib.request
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path, PurePosixPath
 
@@ -555,13 +553,6 @@ def records_with_exclusions(
     return records, exclusions
 
 
-def records_for(
-    dataset: str, lists: Mapping[str, str | Path], *, whole_videos: bool = False
-) -> list[ClipRecord]:
-    """The records of :func:`records_with_exclusions`, without the exclusions."""
-    return records_with_exclusions(dataset, lists, whole_videos=whole_videos)[0]
-
-
 # ---------------------------------------------------------------- CSV round trip
 
 
@@ -607,54 +598,6 @@ def read_exclusions(path: str | Path) -> list[Exclusion]:
     with open(path, newline="", encoding="utf-8") as f:
         names = [f_.name for f_ in fields(Exclusion)]
         return [Exclusion(**{k: row[k] for k in names}) for row in csv.DictReader(f)]
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``records DATASET OUT.csv --list name=path ...`` or ``fetch URL DEST [--sha256 HEX]``."""
-    parser = argparse.ArgumentParser(prog="python -m avmodels.lists")
-    sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("records", help="clip records of the paper's splits")
-    rec.add_argument("dataset", choices=sorted(_RESOLVERS))
-    rec.add_argument("out", type=Path)
-    rec.add_argument("--list", action="append", default=[], metavar="NAME=PATH", dest="lists")
-    rec.add_argument("--exclusions", type=Path, help="also write the excluded rows here")
-    rec.add_argument(
-        "--whole-videos", action="store_true", help="AVE without segment lists (local copies)"
-    )
-    fetch = sub.add_parser("fetch", help="download a list and verify its sha256")
-    fetch.add_argument("url")
-    fetch.add_argument("dest", type=Path)
-    fetch.add_argument("--sha256", default=None)
-    fetch.add_argument("--timeout", type=float, default=60.0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.command == "fetch":
-        print(fetch_list(args.url, args.dest, args.sha256, args.timeout))
-        return
-    if any("=" not in item for item in args.lists):
-        parser.error("--list takes NAME=PATH")
-    lists = dict(item.split("=", 1) for item in args.lists)
-    records, exclusions = records_with_exclusions(
-        args.dataset, lists, whole_videos=args.whole_videos
-    )
-    write_records(args.out, records)
-    if args.exclusions:
-        write_exclusions(args.exclusions, exclusions)
-    counts = Counter(r.split for r in records)
-    print(
-        f"{args.dataset}: "
-        + ", ".join(f"{s} {counts[s]}" for s in SPLITS)
-        + f"; {len(exclusions)} excluded"
-    )
-    for reason, n in sorted(Counter(e.reason for e in exclusions).items()):
-        print(f"  excluded ({reason}): {n}")
-
-
-if __name__ == "__main__":
-    main()
 
 
 def shard_of(clip_id: str, shards: int) -> int:

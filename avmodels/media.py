@@ -12,13 +12,11 @@ Frames are scaled so that the short side is at most ``max_short_side`` (default 
 kept, non-square pixels made square; smaller sources are kept as they are): the models crop
 224 px after a 246 px resize, so 256 px loses nothing and keeps storage small.
 
-Storage was chosen by measurement (``bench/frame_formats.py``, 10 s clip at 455x256): the
-packed JPEG stream reads a random frame as fast as one JPEG file per frame (~1.6 ms, decode
-bound) with the same bytes (~1.7 MB), but in 4 files per clip instead of 82; a uint8 ``.npy``
-reads in ~0.8 ms but takes ~17x the bytes, PNG ~7x the bytes and 6x the read time, and an
-H.264 mp4 is half the size but ~100x slower to seek. PCM16 WAV reads a 65535-sample window
-~3x faster than FLAC, which would save under 3 % of a clip's bytes; 16-bit quantisation
-(3e-5) is far below the attack budgets (6e-3).
+Storage was chosen by measurement (``bench/frame_formats.py``; the figures are in
+``bench/RESULTS.md``): the packed JPEG stream reads a random frame as fast as one JPEG file
+per frame, with the same bytes, in 4 files per clip instead of one per frame; raw ``.npy``,
+PNG and H.264 cost more bytes or more read time. PCM16 WAV reads a window faster than FLAC
+for little more disk; its quantisation step (3e-5) is far below the attack budgets (6e-3).
 
 Both streams are aligned to t = 0 (audio padded/trimmed by ``aresample``, frames by
 ``fps:start_time``) and cut to their common duration. A clip directory is built in a temporary
@@ -694,20 +692,32 @@ def preprocess_many(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avmodels.media preprocess VIDEO OUT_DIR [--start S --end E]``.
+    """``avrobust preprocess VIDEO OUT_DIR [--start S --end E]``.
 
     Exit status 1: the video cannot become a clip; 2: OUT_DIR holds other files (refused,
     nothing changed); 3: the disk is full. Each prints one line to stderr.
     """
-    parser = argparse.ArgumentParser(prog="python -m avmodels.media")
+    parser = argparse.ArgumentParser(prog="avrobust")
     sub = parser.add_subparsers(dest="command", required=True)
     pre = sub.add_parser("preprocess", help="decode a video into a clip directory")
-    pre.add_argument("video", type=Path)
-    pre.add_argument("out_dir", type=Path)
-    pre.add_argument("--start", type=float, default=None)
-    pre.add_argument("--end", type=float, default=None)
-    pre.add_argument("--max-short-side", type=int, default=MAX_SHORT_SIDE)
-    pre.add_argument("--min-duration", type=float, default=MIN_DURATION)
+    pre.add_argument("video", type=Path, help="any container ffmpeg reads")
+    pre.add_argument(
+        "out_dir", type=Path, help="clip folder: absent, empty or one written here before"
+    )
+    pre.add_argument("--start", type=float, default=None, help="seconds into the video")
+    pre.add_argument("--end", type=float, default=None, help="seconds into the video")
+    pre.add_argument(
+        "--max-short-side",
+        type=int,
+        default=MAX_SHORT_SIDE,
+        help=f"frames larger than this are scaled down (pixels, {MAX_SHORT_SIDE})",
+    )
+    pre.add_argument(
+        "--min-duration",
+        type=float,
+        default=MIN_DURATION,
+        help=f"shorter clips are refused (seconds, {MIN_DURATION:g})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -737,7 +747,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info.num_samples} samples, {info.num_frames} frames{short}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,14 +7,15 @@ evaluations listed here for it, so a budget change reruns only what uses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
 TABLES = TABLE_NAMES
+#: Where one evaluation job writes its scores (the workflow's ``evaluate`` output).
+EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
 
 
 @dataclass(frozen=True, order=True)
@@ -29,8 +30,7 @@ class EvalKey:
 
     @property
     def path(self) -> str:
-        parts = (self.dataset, "eval", self.model, self.defense, self.attack)
-        return "results/" + "/".join(parts) + f"/{self.eps}.csv"
+        return EVALUATION.format(**asdict(self))
 
 
 def fmt_eps(value: float) -> str:
@@ -186,7 +186,3 @@ def analysis_datasets(config: dict, kind: str) -> list[str]:
         for d, spec in config["datasets"].items()
         if spec.get(kind, False) and all(m in config["variants"] for m in needs)
     ]
-
-
-def unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))

@@ -1,14 +1,13 @@
 """Checks a study with YouTube datasets runs before any job: JavaScript runtime, ffmpeg, a
 writable clip store and free disk against the study's estimate.
 
-``python -m avmodels.preflight STORE... [--need-gb N]`` runs them by hand.
+``avrobust preflight STORE... [--need-gb N]`` runs them by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shutil
 import subprocess
 import sys
@@ -91,20 +90,17 @@ def check(
     return found
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m avmodels.preflight", description=__doc__)
-    parser.add_argument("stores", nargs="+", type=Path)
-    parser.add_argument("--need-gb", type=float, default=0.0)
-    parser.add_argument("--js-runtime")
+def main(argv: list[str] | None = None) -> int:
+    """``avrobust preflight STORE... [--need-gb N]``; exit status 1 when a check fails."""
+    parser = argparse.ArgumentParser(prog="avrobust preflight", description=__doc__)
+    parser.add_argument("stores", nargs="+", type=Path, help="clip store folders to check")
+    parser.add_argument("--need-gb", type=float, default=0.0, help="free disk needed (GB)")
+    parser.add_argument("--js-runtime", help="the JavaScript runtime (default: the deno wheel)")
     args = parser.parse_args(argv)
     try:
         for line in check(args.stores, args.need_gb * GB, args.js_runtime):
             print(line)
     except PreflightError as err:
         print(f"pre-flight: {err}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
+        return 1
+    return 0

@@ -6,14 +6,12 @@ hash, :mod:`avmodels.codehash`), the sha256 of its inputs and of the output, the
 the inputs, seed, package versions, device, host and times. Workflow steps reach this
 module through the job harness, so it holds only what records need.
 
-Command line: ``python -m avmodels.provenance {trace,audit,diff,code} ...``
-(:mod:`avmodels.commands`).
+Command line: ``avrobust {trace,audit,diff,code} ...`` (:mod:`avmodels.cli`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 RECORD_SUFFIX = ".prov.json"
@@ -40,9 +38,3 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-if __name__ == "__main__":  # not followed by code hashes: steps never run this block
-    from avmodels.commands import main
-
-    sys.exit(main())

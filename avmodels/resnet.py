@@ -4,8 +4,8 @@ He et al., "Deep residual learning for image recognition", CVPR 2016 (arXiv:1512
 Parameter names, shapes and the initialisation (Kaiming-normal convolutions, fan-out; unit
 BatchNorm; modules created in the same order, so one seed gives the same weights) follow
 torchvision's ``resnet18(weights=None)``, so its state dicts load here unchanged. Importing
-torchvision pulls in ``torch._dynamo`` (about 2 s per process); every workflow job builds
-this network, so the trunk is kept here.
+torchvision pulls in ``torch._dynamo``, a start-up cost per process (``bench/RESULTS.md``);
+every workflow job builds this network, so the trunk is kept here.
 """
 
 from __future__ import annotations

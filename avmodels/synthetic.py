@@ -30,7 +30,6 @@ builds.
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import logging
 import math
@@ -395,32 +394,3 @@ def generate(
     ]
     write_records(out / RECORDS_FILE, records)
     return records
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m avmodels.synthetic", description="render the synthetic_music dataset"
-    )
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    for split, n in DEFAULT_COUNTS.items():
-        parser.add_argument(f"--{split}", type=int, default=n, help=f"clips per class ({n})")
-    parser.add_argument("--duration", type=float, nargs=2, default=DEFAULT_DURATION)
-    parser.add_argument("--size", type=int, nargs=2, default=DEFAULT_SIZE, help="width height")
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    counts = {s: getattr(args, s) for s in SPLITS}
-    records = generate(
-        args.out_dir,
-        counts,
-        seed=args.seed,
-        duration=tuple(args.duration),
-        size=tuple(args.size),
-        workers=args.workers,
-    )
-    print(f"{len(records)} clips in {args.out_dir}")
-
-
-if __name__ == "__main__":
-    main()

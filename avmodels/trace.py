@@ -3,9 +3,9 @@
 Each node shows the output, its rule, its sha256 and code hash (short), the seed, the
 wildcards and parameters, then its inputs' nodes, down to the clip lists::
 
-    python -m avmodels.trace results/tables/table3.csv --row minsim --col av
-    python -m avmodels.trace results/tables/table1.csv --row "attack=pgd,method=concat" --col a
-    python -m avmodels.trace results/synthetic_music/models/concat/checkpoint.pt --verify
+    avrobust trace results/tables/table3.csv --row minsim --col av
+    avrobust trace results/tables/table1.csv --row "attack=pgd,method=concat" --col a
+    avrobust trace results/synthetic_music/models/concat/checkpoint.pt --verify
 """
 
 from __future__ import annotations
@@ -186,11 +186,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``trace PATH [--row R --col C] [--verify]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m avmodels.trace", description="The record chain behind a file or cell."
+        prog="avrobust trace", description="The record chain behind a file or cell."
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

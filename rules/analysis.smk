@@ -10,7 +10,7 @@ rule localization:
         "../envs/avmodels.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=16000,
         runtime=60,
     params:
         analysis=section("analysis", ["attack", "budget", "localization_samples"]),
@@ -35,7 +35,7 @@ rule embeddings:
         "../envs/avmodels.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=16000,
         runtime=60,
     params:
         analysis=section("analysis", ["tsne_attack", "tsne_budget", "tsne_samples"]),

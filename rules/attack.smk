@@ -2,7 +2,7 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        EVALUATION,
+        plan.EVALUATION,
     log:
         "logs/{dataset}/eval/{model}/{defense}/{attack}/{eps}.log",
     group:
@@ -11,13 +11,13 @@ rule evaluate:
         "../envs/avmodels.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=16000,
+        runtime=30,
     params:
         evaluation=canonical(plan.attack_settings(config)),
         exfmem=exfmem_settings,
         inputs=model_inputs(),
         code=code("evaluate"),
-        attempt=failed_attempts(EVALUATION),
+        attempt=failed_attempts(plan.EVALUATION),
     script:
         "../workflow_scripts/evaluate.py"

@@ -32,7 +32,6 @@ for _ds in OWN:
     if not Path(config["datasets"][_ds]["csv"]).is_file():
         raise ConfigError(f"config error at datasets.{_ds}.csv: no such file")
 SPLITS = ["train", "val", "test"]
-EVALUATION = "results/{dataset}/eval/{model}/{defense}/{attack}/{eps}.csv"
 # the `inputs` keys a model reads (frame_short_side is preprocessing's alone)
 MODEL_INPUTS = ("audio_samples", "image_size", "resize_size")
 
@@ -72,6 +71,30 @@ def table_code(wildcards):
 
 def dataset_setting(wildcards, key, default=None):
     return canonical(config["datasets"][wildcards.dataset].get(key, default))
+
+
+def shard_count(wildcards):
+    return dataset_setting(wildcards, "shards", 1)
+
+
+def synthetic_settings(wildcards):
+    return dataset_setting(wildcards, "synthetic", {})
+
+
+def url_template(wildcards):
+    return dataset_setting(
+        wildcards, "url_template", "https://www.youtube.com/watch?v={id}"
+    )
+
+
+def whole_videos(wildcards):
+    """Whether the clips are whole videos the user holds (AVE needs no segment lists)."""
+    return wildcards.dataset in LOCAL
+
+
+def training_runtime(wildcards, attempt):
+    """Minutes for a training job; a retried one (timed out) asks for more and resumes."""
+    return 1440 * attempt
 
 
 def section(name, keys=None):
@@ -126,6 +149,15 @@ def clip_store(dataset, shard):
     return f"resources/{dataset}/videos/shard{shard}"
 
 
+def shard_store(wildcards):
+    return clip_store(wildcards.dataset, wildcards.shard)
+
+
+def store_failures(wildcards):
+    """The failure record kept beside a shard's clip store."""
+    return f"{shard_store(wildcards)}.failures.csv"
+
+
 def video_input(wildcards):
     """What preprocess waits for: a download's list of finished clips, or the rendered set."""
     if wildcards.dataset in YOUTUBE:
@@ -176,6 +208,14 @@ def shard_outputs(wildcards, kind):
     return [f"resources/{ds}/{kind}/shard{k}.csv" for k in shard_ids(ds)]
 
 
+def shard_manifests(wildcards):
+    return shard_outputs(wildcards, "manifests")
+
+
+def shard_exclusions(wildcards):
+    return shard_outputs(wildcards, "exclusions")
+
+
 def train_settings(wildcards):
     return canonical(plan.variant_settings(config, wildcards.model, wildcards.dataset))
 
@@ -205,6 +245,14 @@ def eval_inputs(wildcards):
     if wildcards.defense == "exfmem":
         inputs["memory"] = f"results/{ds}/memory/{model}.pt"
     return inputs
+
+
+def table_budgets(wildcards):
+    return canonical(plan.table_budgets(config, wildcards.table))
+
+
+def evaluation_outputs():
+    return [key.path for key in plan.all_evaluations(config)]
 
 
 def table_inputs(wildcards):

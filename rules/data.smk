@@ -7,8 +7,8 @@ rule fetch_list:
     conda:
         "../envs/avmodels.yaml"
     params:
-        url=lambda wc: config["datasets"][wc.dataset]["lists"][wc.name]["url"],
-        sha256=lambda wc: config["datasets"][wc.dataset]["lists"][wc.name]["sha256"],
+        url=lookup(dpath="datasets/{dataset}/lists/{name}/url", within=config),
+        sha256=lookup(dpath="datasets/{dataset}/lists/{name}/sha256", within=config),
         code=code("fetch_list"),
     script:
         "../workflow_scripts/fetch_list.py"
@@ -28,7 +28,7 @@ rule list_records:
     conda:
         "../envs/avmodels.yaml"
     params:
-        whole_videos=lambda wc: wc.dataset in LOCAL,
+        whole_videos=whole_videos,
         code=code("list_records"),
     script:
         "../workflow_scripts/list_records.py"
@@ -48,7 +48,7 @@ rule local_sources:
     conda:
         "../envs/avmodels.yaml"
     params:
-        videos=lambda wc: dataset_setting(wc, "videos"),
+        videos=lookup(dpath="datasets/{dataset}/videos", within=config),
         code=code("local_sources"),
     script:
         "../workflow_scripts/local_sources.py"
@@ -56,7 +56,7 @@ rule local_sources:
 
 rule own_sources:
     input:
-        csv=lambda wc: dataset_setting(wc, "csv"),
+        csv=lookup(dpath="datasets/{dataset}/csv", within=config),
     output:
         sources="resources/{dataset}/sources.csv",
         missing="resources/{dataset}/missing.csv",
@@ -87,8 +87,11 @@ rule synthesize:
     conda:
         "../envs/avmodels.yaml"
     threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
     params:
-        settings=lambda wc: dataset_setting(wc, "synthetic", {}),
+        settings=synthetic_settings,
         code=code("synthesize"),
     script:
         "../workflow_scripts/synthesize.py"
@@ -110,12 +113,10 @@ rule download:
     conda:
         "../envs/avmodels.yaml"
     params:
-        shards=lambda wc: dataset_setting(wc, "shards", 1),
-        url_template=lambda wc: dataset_setting(
-            wc, "url_template", "https://www.youtube.com/watch?v={id}"
-        ),
-        store=lambda wc: clip_store(wc.dataset, wc.shard),
-        failures=lambda wc: f"{clip_store(wc.dataset, wc.shard)}.failures.csv",
+        shards=shard_count,
+        url_template=url_template,
+        store=shard_store,
+        failures=store_failures,
         options=download_options(),
         code=code("download"),
     script:
@@ -137,11 +138,14 @@ rule preprocess:
     conda:
         "../envs/avmodels.yaml"
     threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=240,
     params:
-        shards=lambda wc: dataset_setting(wc, "shards", 1),
+        shards=shard_count,
         frame_short_side=config["inputs"].get("frame_short_side", 256),
         classes=dataset_classes,
-        video_dir=lambda wc: clip_store(wc.dataset, wc.shard),
+        video_dir=shard_store,
         code=code("preprocess"),
     script:
         "../workflow_scripts/preprocess.py"
@@ -161,8 +165,11 @@ rule preprocess_local:
     conda:
         "../envs/avmodels.yaml"
     threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=240,
     params:
-        shards=lambda wc: dataset_setting(wc, "shards", 1),
+        shards=shard_count,
         frame_short_side=config["inputs"].get("frame_short_side", 256),
         classes=dataset_classes,
         code=code("preprocess_local"),
@@ -174,8 +181,8 @@ rule manifest:
     input:
         records=records_file,
         list_exclusions=list_exclusion_files,
-        manifests=lambda wc: shard_outputs(wc, "manifests"),
-        exclusions=lambda wc: shard_outputs(wc, "exclusions"),
+        manifests=shard_manifests,
+        exclusions=shard_exclusions,
         failures=failure_files,
     output:
         train="results/{dataset}/data/manifest_train.csv",

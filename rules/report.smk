@@ -16,8 +16,8 @@ rule table:
     conda:
         "../envs/avmodels.yaml"
     params:
-        datasets=lambda wc: config["tables"][wc.table],
-        table_budgets=lambda wc: canonical(plan.table_budgets(config, wc.table)),
+        datasets=lookup(dpath="tables/{table}", within=config),
+        table_budgets=table_budgets,
         code=table_code,
     script:
         "../workflow_scripts/table.py"
@@ -25,7 +25,7 @@ rule table:
 
 rule findings:
     input:
-        evaluations=lambda wc: [key.path for key in plan.all_evaluations(config)],
+        evaluations=evaluation_outputs(),
         tables=table_outputs(),
         localization=expand(
             "results/{dataset}/analysis/localization.npz",

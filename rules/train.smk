@@ -28,9 +28,8 @@ rule train:
         "../envs/avmodels.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        # minutes; a retried job (timed out) asks for more each attempt and resumes
-        runtime=lambda wildcards, attempt: 720 * attempt,
+        mem_mb=32000,
+        runtime=training_runtime,
     params:
         settings=train_settings,
         inputs=model_inputs(),
@@ -53,7 +52,7 @@ rule memory_bank:
         "../envs/avmodels.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        mem_mb=16000,
         runtime=60,
     params:
         exfmem=section("exfmem", ["size"]),
@@ -79,9 +78,8 @@ rule finetune:
         "../envs/avmodels.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        # minutes; a retried job (timed out) asks for more each attempt and resumes
-        runtime=lambda wildcards, attempt: 720 * attempt,
+        mem_mb=32000,
+        runtime=training_runtime,
     params:
         settings=finetune_settings,
         exfmem=section("exfmem"),

@@ -97,9 +97,9 @@ def snakemake(
     return run(command, root, timeout)
 
 
-def provenance(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m avmodels.provenance ...`` with the copy's library (cwd comes first)."""
-    return run([sys.executable, "-m", "avmodels.provenance", *args], root, TOOL_TIMEOUT)
+def avrobust(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``avrobust ...`` with the copy's library (cwd comes first)."""
+    return run([sys.executable, "-m", "avmodels.cli", *args], root, TOOL_TIMEOUT)
 
 
 def copy_workflow(source: Path, dest: Path) -> Path:

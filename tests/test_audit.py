@@ -7,13 +7,12 @@ import contextlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from test_provenance import DATA, LIST, TABLE, build_run, make_workflow
 
-from avmodels import audit, commands
+from avmodels import audit, cli
 from avmodels.provenance import record_path
 
 MINSIM_EVAL = "results/music/eval/minsim/none/fgsm/0.006.csv"
@@ -36,7 +35,7 @@ def check(run: Path, workflow: Path) -> tuple[set[tuple[str, str]], list[str], i
     """(kind, path) of each finding, the printed report and the exit status of ``audit``."""
     report = audit.audit([run / "results", run / "resources"], workflow)
     with contextlib.chdir(run), contextlib.redirect_stdout(out := _Text()):
-        status = commands.main(["audit", "results", "resources", "--workflow", str(workflow)])
+        status = cli.main(["audit", "results", "resources", "--workflow", str(workflow)])
     return {(f.kind, f.path) for f in report.findings}, out.lines(), status
 
 
@@ -163,15 +162,3 @@ def test_code_restored_with_cp_p_is_no_change(run: Path, workflow: Path, tmp_pat
     assert {k for k, _ in check(run, workflow)[0]} == {"code"}
     subprocess.run(["cp", "-p", str(backup), str(script)], check=True)
     assert check(run, workflow)[0] == set()
-
-
-@pytest.mark.parametrize("module", ["audit", "trace", "diff", "codehash", "provenance"])
-def test_each_command_runs_as_a_module(module: str, repo_dir: Path):
-    done = subprocess.run(
-        [sys.executable, "-m", f"avmodels.{module}", "--help"],
-        cwd=repo_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0 and "usage: python -m avmodels." in done.stdout, done.stderr

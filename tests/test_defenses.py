@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,8 +11,9 @@ import torch.nn.functional as F
 from sklearn.linear_model import Lasso
 from torch import Tensor, nn
 
-from avmodels import defenses
+from avmodels import defenses, lasso
 from avmodels.attacks import FGSM
+from avmodels.config import load_schema
 from avmodels.defenses import (
     TRAINING_LOSSES,
     ExFMemModel,
@@ -19,6 +21,7 @@ from avmodels.defenses import (
     adaptive_attack_loss,
     build_memory_banks,
     cosine_similarity,
+    exfmem_model,
     fused_features,
     make_training_loss,
     prototype_conformity,
@@ -357,3 +360,28 @@ def test_adaptive_attack_loss_terms() -> None:
 def test_module_doc_names_exist() -> None:
     for name in ("sparse_code", "ExFMemModel", "PCLLoss", "adaptive_attack_loss"):
         assert getattr(defenses, name).__doc__
+
+
+def test_each_solver_of_the_schema_is_reached_from_the_config(monkeypatch) -> None:
+    """``exfmem.method`` picks the Lasso solver; every one solves Eq. 4 to the same codes."""
+    schema = load_schema(Path(__file__).parents[1] / "config" / "config.schema.yaml")
+    methods = schema["properties"]["exfmem"]["properties"]["method"]["enum"]
+    assert sorted(methods) == sorted(lasso.LASSO_METHODS)
+    ran: list[str] = []
+    exact, proximal = lasso.active_set_lasso, lasso._solve_to_gap
+    monkeypatch.setattr(
+        lasso, "active_set_lasso", lambda *a, **k: ran.append("active_set") or exact(*a, **k)
+    )
+    monkeypatch.setattr(
+        lasso, "_solve_to_gap", lambda *a, **k: ran.append(a[5]) or proximal(*a, **k)
+    )
+    model, inputs, _, banks = tiny_setup()
+    outputs = {}
+    for method in methods:
+        ran.clear()
+        settings = {"size": 10, "lam": 0.05, "method": method, "tol": 1e-9, "max_iter": 100_000}
+        with torch.no_grad():
+            outputs[method] = exfmem_model(model, banks, settings)(**inputs)
+        assert ran and set(ran) == {method}, (method, ran)
+    for out in outputs.values():
+        torch.testing.assert_close(out, outputs["active_set"], atol=1e-6, rtol=0)

@@ -206,33 +206,27 @@ def test_circuit_breaker_stops_a_throttled_shard(server: _Server, tmp_path: Path
     assert {r["reason"] for r in _failures(tmp_path / "failures.csv").values()} == {"unavailable"}
 
 
-def test_malformed_list_lines_become_rows(server: _Server, tmp_path: Path) -> None:
-    lst = tmp_path / "shard.csv"
-    lst.write_text(
-        "youtube_id,start,end\n"
-        f"{GOOD},1.0,2.5\n"
-        "../x,0,10\n"
-        "--exec,0,10\n"
-        "abcdefghijk,zero,10\n"
-        "abcdefghij1,5,2\n"
-        "abcdefghij2,1,2,3,4\n"
-        "abcdefghij3\n"
-        "\n"
-        f"{GOOD},1.0,2.5\n"
-    )
-    clips = download.read_clip_list(lst)
+def test_bad_ids_and_ranges_become_failure_rows(server: _Server, tmp_path: Path) -> None:
+    clips = [
+        Clip(GOOD, 1.0, 2.5),
+        Clip("../x", 0.0, 10.0),
+        Clip("--exec", 0.0, 10.0),
+        Clip("abcdefghij1", 5.0, 2.0),  # ends before it starts
+        Clip("abcdefghij2", -1.0, 2.0),
+        Clip("abcdefghij3", 1.0, float("inf")),
+        Clip(GOOD, 1.0, 2.5),
+    ]
     summary = _shard(server, clips, tmp_path)
-    assert summary.downloaded == 1 and summary.requested == 7
+    assert summary.downloaded == 1 and summary.requested == 6  # the repeated clip once
     reasons = {r["youtube_id"]: r["reason"] for r in _failures(tmp_path / "failures.csv").values()}
     assert reasons == {
         "../x": "invalid id",
         "--exec": "invalid id",
-        "abcdefghijk": "malformed",
         "abcdefghij1": "malformed",
         "abcdefghij2": "malformed",
         "abcdefghij3": "malformed",
     }
-    assert (tmp_path / "videos" / f"{GOOD}_0001000_0002500.mp4").is_file()
+    assert (tmp_path / "videos" / f"{Clip(GOOD, 1.0, 2.5).clip_id}.mp4").is_file()
 
 
 def test_ranges_work_without_ffmpeg_on_path(

@@ -31,14 +31,11 @@ from avmodels.lists import (
     ListFormatError,
     fetch_list,
     iter_kinetics_annotations,
-    main,
     read_audioset_segments,
     read_ave_annotations,
-    read_exclusions,
     read_music_videos,
     read_records,
     read_split_csv,
-    records_for,
     records_with_exclusions,
     sha256_file,
     verify_sha256,
@@ -245,10 +242,10 @@ def test_ave_records_duplicate_rule(ave_lists: dict[str, Path]) -> None:
 def test_ave_whole_videos_without_segment_lists(ave_lists: dict[str, Path]) -> None:
     lists = {k: v for k, v in ave_lists.items() if not k.startswith("segments")}
     with pytest.raises(ValueError, match="segments"):
-        records_for("ave", lists)
-    records = records_for("ave", lists, whole_videos=True)
+        records_with_exclusions("ave", lists)
+    records = records_with_exclusions("ave", lists, whole_videos=True)[0]
     assert records and all(r.start is None and r.clip_id == r.youtube_id for r in records)
-    assert len(records) == len(records_for("ave", ave_lists)) + 3
+    assert len(records) == len(records_with_exclusions("ave", ave_lists)[0]) + 3
 
 
 def test_audioset_segments(ave_lists: dict[str, Path], tmp_path: Path) -> None:
@@ -265,11 +262,13 @@ def test_audioset_segments(ave_lists: dict[str, Path], tmp_path: Path) -> None:
 def test_records_need_their_lists(lists_dir: Path) -> None:
     lists = split_lists(lists_dir, "ave")
     with pytest.raises(ValueError, match="annotations"):
-        records_for("ave", lists)
+        records_with_exclusions("ave", lists)
     with pytest.raises(ValueError, match="unknown"):
-        records_for("music", {**split_lists(lists_dir, "music"), "tran": lists["train"]})
+        records_with_exclusions(
+            "music", {**split_lists(lists_dir, "music"), "tran": lists["train"]}
+        )
     with pytest.raises(ValueError, match="unknown dataset"):
-        records_for("vggsound", lists)
+        records_with_exclusions("vggsound", lists)
 
 
 def write_kinetics_fixture(path: Path, header: list[str], rows: list[dict]) -> None:
@@ -370,7 +369,7 @@ def test_clip_record_validation() -> None:
 
 
 def test_records_csv_round_trip(ave_lists: dict[str, Path], tmp_path: Path) -> None:
-    records = records_for("ave", ave_lists) + [
+    records = records_with_exclusions("ave", ave_lists)[0] + [
         ClipRecord("kinetics_sounds", "tickling", "q-_1", 0.1 + 0.2, 10.000000000000002, "val"),
         ClipRecord("music", "erhu, two strings", "q-_2", None, None, "train"),
     ]
@@ -390,24 +389,6 @@ def test_label_index_follows_class_order() -> None:
         label_index("music", "Violin")
     with pytest.raises(ValueError):
         label_index("vggsound", "dog")
-
-
-def test_cli_records(
-    ave_lists: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    lists = ave_lists
-    out, excl = tmp_path / "ave.csv", tmp_path / "ave_excluded.csv"
-    args = ["records", "ave", str(out), "--exclusions", str(excl)]
-    for name, path in lists.items():
-        args += ["--list", f"{name}={path}"]
-    main(args)
-    records, exclusions = records_with_exclusions("ave", lists)
-    assert read_records(out) == records
-    assert read_exclusions(excl) == exclusions
-    counts = Counter(r.split for r in records)
-    printed = capsys.readouterr().out
-    assert all(f"{s} {counts[s]}" in printed for s in SPLITS)
-    assert f"{len(exclusions)} excluded" in printed
 
 
 # ---------------------------------------------------------------- checksums and download

@@ -17,7 +17,7 @@ import studies
 import yaml
 from served import render
 
-from avmodels.lists import read_records, records_for
+from avmodels.lists import read_records, records_with_exclusions
 from avmodels.local import NOT_IN_FOLDER, csv_classes, match_records, read_own_csv
 
 MUSIC = {  # youtube id -> (class, split, file name under the folder or None)
@@ -104,7 +104,7 @@ def _config(repo: Path, data: dict[str, Path]) -> dict:
 def test_matching_and_csv_reading(tmp_path: Path) -> None:
     data = _make_user_data(tmp_path)
     lists = {s: data["lists"] / f"{s}.csv" for s in ("train", "val", "test")}
-    records = records_for("music", lists)
+    records = records_with_exclusions("music", lists)[0]
     clips, missing = match_records(records, data["folder"])
     assert {c.clip_id: c.video.relative_to(data["folder"]).as_posix() for c in clips} == {
         y: name for y, (_, _, name) in MUSIC.items() if name

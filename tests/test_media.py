@@ -248,7 +248,7 @@ def test_load_audio_window(sources: dict[str, Path], tmp_path: Path) -> None:
 
 def test_cli(sources: dict[str, Path], tmp_path: Path) -> None:
     def run(*args: Path) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "avmodels.media", "preprocess", *map(str, args)]
+        cmd = [sys.executable, "-m", "avmodels.cli", "preprocess", *map(str, args)]
         return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
 
     ok = run(sources["colors"], tmp_path / "clip")

@@ -177,7 +177,7 @@ def test_paper_lists_and_youtube_through_the_study(
 
     table = pd.read_csv(root / "results" / "tables" / "table1.csv")
     assert set(rows) <= set(table.astype(str).stack()), "all three datasets in Table 1"
-    trace = studies.provenance(root, "trace", "results/tables/table1.csv")
+    trace = studies.avrobust(root, "trace", "results/tables/table1.csv")
     assert trace.returncode == 0, studies.tail(trace.stdout)
     for ds in rows:
         assert f"resources/{ds}/downloads/shard0.csv" in trace.stdout, studies.tail(trace.stdout)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from avmodels import audit as audit_mod
-from avmodels import codehash, commands, rulesource
+from avmodels import cli, codehash, rulesource
 from avmodels import diff as diff_mod
 from avmodels import trace as trace_mod
 from avmodels.codehash import code_closure, rule_code_hash, table_code_hash
@@ -262,13 +262,13 @@ def test_trace_ambiguous_or_unknown_selection(run: Path, capsys):
         trace_mod.trace(run / TABLE, row="fgsm", col="av")
     with pytest.raises(ValueError, match="no column 'modell'"):
         trace_mod.trace(run / TABLE, row="modell=x", col="av")
-    assert commands.main(["trace", str(run / TABLE), "--row", "nothing"]) == 2
+    assert cli.main(["trace", str(run / TABLE), "--row", "nothing"]) == 2
     assert "no cell matches" in capsys.readouterr().err
 
 
 def test_trace_cli_on_a_file_and_verify(run: Path, capsys):
     ckpt = run / "results/music/models/minsim/checkpoint.pt"
-    assert commands.main(["trace", str(ckpt)]) == 0
+    assert cli.main(["trace", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].startswith("results/music/models/minsim/checkpoint.pt  [train]")
     (run / f"{DATA}/manifest_val.csv").write_text("edited\n")
@@ -292,7 +292,7 @@ def test_audit_clean_tree(run: Path, workflow, capsys):
     assert findings == []
     assert checked > len(list((run / "results").rglob("*.prov.json")))  # reached resources/
     with contextlib.chdir(run):
-        assert commands.main(["audit", "results", "--workflow", str(workflow[0])]) == 0
+        assert cli.main(["audit", "results", "--workflow", str(workflow[0])]) == 0
     assert "no findings" in capsys.readouterr().out
 
 
@@ -305,7 +305,7 @@ def test_audit_names_an_edited_output_and_its_consumer(run: Path, workflow, caps
         ("stale", "results/music/eval/minsim/none/fgsm/0.006.csv"),
     }
     with contextlib.chdir(run):
-        assert commands.main(["audit", "results", "--workflow", str(workflow[0])]) == 1
+        assert cli.main(["audit", "results", "--workflow", str(workflow[0])]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"changed    {ckpt}") and out[-1].endswith("1 changed, 1 stale")
 
@@ -405,7 +405,7 @@ def test_diff_code_change_and_identical_runs(run: Path, workflow, tmp_path: Path
     assert any(
         f"[evaluate]: code {workflow[1]['evaluate'][:12]} -> 000000000000" in x for x in lines
     )
-    assert commands.main(["diff", str(run / "results"), str(other / "results")]) == 1
+    assert cli.main(["diff", str(run / "results"), str(other / "results")]) == 1
 
 
 # --- code hashes ------------------------------------------------------------------------------
@@ -537,7 +537,7 @@ def test_workflow_steps_do_not_reach_the_commands():
     codehash.clear_code_caches()
     names = {p.name for p in code_closure(codehash.PACKAGE_DIR / "jobs.py")}
     assert "provenance.py" in names
-    assert names.isdisjoint({"audit.py", "commands.py", "trace.py", "diff.py", "codehash.py"})
+    assert names.isdisjoint({"audit.py", "cli.py", "trace.py", "diff.py", "codehash.py"})
 
 
 def test_imports_under_a_main_guard_are_not_followed(package: Path):
@@ -551,7 +551,7 @@ def test_imports_under_a_main_guard_are_not_followed(package: Path):
 
 
 def test_audit_cli_rejects_a_missing_directory(tmp_path: Path, capsys):
-    assert commands.main(["audit", str(tmp_path / "nowhere")]) == 2
+    assert cli.main(["audit", str(tmp_path / "nowhere")]) == 2
     assert "no directory" in capsys.readouterr().err
 
 

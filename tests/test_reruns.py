@@ -34,8 +34,8 @@ import yaml
 from studies import (
     CONFIG,
     Study,
+    avrobust,
     copy_workflow,
-    provenance,
     run_study,
     snakemake,
     tail,
@@ -361,7 +361,7 @@ def test_exfmem_lam_edit_reruns_exfmem_steps_only(study: Study) -> None:
 
 def trace_cell(root: Path) -> list[str]:
     """``trace`` of one Table 3 cell (MinSim, audio-visual attack)."""
-    done = provenance(root, "trace", "results/tables/table3.csv", "--row", "minsim", "--col", "av")
+    done = avrobust(root, "trace", "results/tables/table3.csv", "--row", "minsim", "--col", "av")
     assert done.returncode == 0, done.stdout
     return done.stdout.splitlines()
 
@@ -395,7 +395,7 @@ FINDING_RE = re.compile(
 
 def audit_findings(root: Path) -> tuple[int, set[tuple[str, str, str]]]:
     """Exit status of ``audit results`` and its findings as (kind, path, detail)."""
-    done = provenance(root, "audit", "results", "--workflow", str(root))
+    done = avrobust(root, "audit", "results", "--workflow", str(root))
     found = {m.groups() for m in map(FINDING_RE.match, done.stdout.splitlines()) if m}
     assert done.stdout.rstrip().splitlines()[-1].startswith("audit: "), done.stdout
     return done.returncode, found
@@ -471,7 +471,7 @@ def test_diff_names_changed_cells_and_config_key(
         rerun, "single_budget", {("evaluation", "table_budgets", "single"): new}
     )
     run_study(rerun, configfile)
-    done = provenance(rerun, "diff", str(study.root / "results"), str(rerun / "results"))
+    done = avrobust(rerun, "diff", str(study.root / "results"), str(rerun / "results"))
     cells_a, cells_b = _cells(study.root / "results"), _cells(rerun / "results")
     changed = {k for k in cells_a.keys() & cells_b.keys() if _differs(cells_a[k], cells_b[k])}
     assert changed, "the budget change moved no table cell; the check says nothing"

@@ -240,6 +240,26 @@ def profile_setting(profile: str, *keys: str) -> object:
     return value
 
 
+RULE_BLOCK = re.compile(r"^rule (\w+):\n((?:    .*\n|\n)*)", re.MULTILINE)
+RULE_LIMITS = re.compile(r"resources:\n\s+mem_mb=\d+,\n\s+runtime=\w+,")
+
+
+def test_memory_and_time_are_set_in_the_rules_only() -> None:
+    """The profile adds CPUs, the GPU and the partition; memory and wall time are the rules'."""
+    profile = profile_setting("slurm")
+    for settings in [profile["default-resources"], *profile["set-resources"].values()]:
+        assert {"mem_mb", "runtime"}.isdisjoint(settings), settings
+    rules = {
+        name: body
+        for smk in (REPO / "rules").glob("*.smk")
+        for name, body in RULE_BLOCK.findall(smk.read_text())
+    }
+    submitted = {name for name, body in rules.items() if "localrule: True" not in body}
+    assert set(profile["set-threads"]) <= submitted and "preprocess_local" in submitted
+    for name in submitted:
+        assert RULE_LIMITS.search(rules[name]), f"rule {name} sets no mem_mb and runtime"
+
+
 @pytest.fixture(scope="module")
 def slurm_study(cluster: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     workdir = tmp_path_factory.mktemp("slurm")
