@@ -8,10 +8,11 @@ min_version("9.0")
 report: "report/workflow.rst"
 
 
-# The default study; a preset given with --configfile replaces it as a whole.
+# The default study (beside this file); a preset given with --configfile replaces it as a
+# whole, and so does the config a workflow importing this one as a module hands over.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: workflow.source_path("config.yaml")
 
 
 include: "rules/common.smk"

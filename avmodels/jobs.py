@@ -123,7 +123,7 @@ def job(
     failing the workflow (the reason and traceback go to the log, the failure is counted
     for :func:`failed_attempts`), so one failed evaluation leaves a marked gap in the tables.
     The job first picks and logs its device (:mod:`avmodels.devices`) and exits in one line
-    when a GPU it asks for is not usable.
+    when a GPU it asks for is not usable, then logs the folder of the library it runs.
     """
     log_file = smk.log[0] if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -139,6 +139,7 @@ def job(
     started = time.time()
     logger = logging.getLogger(f"avmodels.{smk.rule}")
     chosen = _choose_device(smk, logger)
+    logger.info("library: %s", Path(__file__).resolve().parent)  # which avmodels runs
     try:
         yield logger
     except Exception as err:

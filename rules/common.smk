@@ -1,15 +1,11 @@
-import os
 import sys
 from pathlib import Path
 
-# The library is importable from the workflow's own folder, here and in every job
-# (jobs inherit the environment; conda environments hold only the dependencies).
-sys.path.insert(0, workflow.basedir)
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        p for p in (workflow.basedir, os.getenv("PYTHONPATH")) if p
-    )
-)
+# The workflow's own folder, also when another workflow imports this one as a module
+# (workflow.basedir is then the importer's): the library, the schema and the scripts are
+# found from here. Jobs find the library beside their scripts (workflow_scripts/_library.py).
+ROOT = Path(workflow.current_basedir).parent
+sys.path.insert(0, str(ROOT))
 
 from avmodels import plan
 from avmodels.classes import class_names
@@ -19,9 +15,7 @@ from avmodels.jobs import failed_attempts
 from avmodels.codehash import rule_code_hash, table_code_hash
 from avmodels import weights
 
-check_config(
-    config, load_schema(Path(workflow.basedir) / "config" / "config.schema.yaml")
-)
+check_config(config, load_schema(ROOT / "config" / "config.schema.yaml"))
 
 DATASETS = plan.datasets(config)
 SYNTHETIC = [d for d in DATASETS if config["datasets"][d]["source"] == "synthetic"]
@@ -60,12 +54,12 @@ wildcard_constraints:
 
 def code(name):
     """Hash of the normalised source that the named workflow script reaches."""
-    return rule_code_hash(Path(workflow.basedir) / "workflow_scripts" / f"{name}.py")
+    return rule_code_hash(ROOT / "workflow_scripts" / f"{name}.py")
 
 
 def table_code(wildcards):
     """The table script's code plus the spec module of this table only."""
-    script = Path(workflow.basedir) / "workflow_scripts" / "table.py"
+    script = ROOT / "workflow_scripts" / "table.py"
     return table_code_hash(script, wildcards.table)
 
 

@@ -8,6 +8,8 @@ clips and a copy of the failures.
 import shutil
 import sys
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.download import (
     TRANSIENT,
     DownloadStopped,

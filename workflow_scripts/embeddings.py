@@ -4,6 +4,8 @@ As the authors (Figs. 10/11): the attack and budget of ``analysis.tsne_attack`` 
 ``analysis.tsne_budget`` (FGSM, 0.02), each model attacked with its own training loss.
 """
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.analysis_arrays import save_tsne_npz
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import feature_sets, tsne_streams

@@ -1,5 +1,7 @@
 """Score one model under one attack at one budget: clean, audio, visual and audio-visual."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job

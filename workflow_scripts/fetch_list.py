@@ -1,5 +1,7 @@
 """Download one dataset list from its public URL and check its pinned sha256."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.lists import fetch_list
 

@@ -1,5 +1,7 @@
 """Check the paper's claims on this run's evaluations and on the paper's printed tables."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.findings import RunCells, check_claims, paper_claims, write_findings
 from avmodels.jobs import job
 from avmodels.tables import load_evaluations

@@ -1,5 +1,7 @@
 """Fine-tune the full defense (MinSim+ExFMem) through the sparse coding from its variant."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.finetune import finetune_full_defense
 from avmodels.jobs import job
 from avmodels.plan import MODEL_KEYS

@@ -1,5 +1,7 @@
 """Turn a dataset's lists into clip records (the paper's splits, duplicates resolved)."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.lists import records_with_exclusions, write_exclusions, write_records
 

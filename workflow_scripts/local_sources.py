@@ -1,5 +1,7 @@
 """Match a listed dataset's records to the videos of a local folder, by ID."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.lists import read_records, write_exclusions
 from avmodels.local import match_records, write_sources

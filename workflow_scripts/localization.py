@@ -1,5 +1,7 @@
 """Localize sound sources with the attention model, clean and under A, V and AV attacks."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.analysis_arrays import save_localization_npz
 from avmodels.evaluate import evaluate_localization
 from avmodels.jobs import job

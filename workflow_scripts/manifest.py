@@ -1,5 +1,7 @@
 """Merge the shards into one manifest per split and one exclusion list with reasons."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.manifests import merge_manifests
 

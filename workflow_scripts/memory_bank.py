@@ -4,6 +4,7 @@ training clips (evaluation transforms, model in evaluation mode), the same clips
 The MinSim model's banks also serve its fine-tuning (rule ``finetune``), fixed, and then wrap
 the fine-tuned model: they are built before fine-tuning and not rebuilt after it."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import torch
 
 from avmodels.defenses import build_memory_banks

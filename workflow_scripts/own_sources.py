@@ -1,5 +1,7 @@
 """Read an own-dataset CSV (video, label, split) into the sources table."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.lists import ListFormatError, write_exclusions
 from avmodels.local import read_own_csv, write_sources

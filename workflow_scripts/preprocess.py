@@ -1,5 +1,6 @@
 """Preprocess one shard's videos: 11025 Hz mono audio and 8 fps frames per clip."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
 from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS

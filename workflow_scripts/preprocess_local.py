@@ -1,5 +1,6 @@
 """Preprocess one shard of the clips the user holds (read in place, never changed)."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
 from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS

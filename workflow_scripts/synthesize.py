@@ -3,6 +3,8 @@
 import shutil
 from pathlib import Path
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.lists import write_exclusions
 from avmodels.synthetic import Difficulty, generate

@@ -1,5 +1,7 @@
 """Train one model variant and keep its best-validation checkpoint."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.model import ModelConfig
 from avmodels.train import TrainConfig, train

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.figures import plot_tsne
 from avmodels.jobs import job
 

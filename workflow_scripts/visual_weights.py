@@ -1,5 +1,7 @@
 """Fetch the visual network's pretrained weights once and verify their sha256."""
 
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
 from avmodels.jobs import job
 from avmodels.weights import fetch_weights
 

@@ -1,0 +1,19 @@
+"""Puts this workflow's own ``avmodels`` first on ``sys.path``; every script imports it first.
+
+Snakemake runs a script as a copy under ``.snakemake/scripts/`` and appends this folder to
+``sys.path``. A job in a conda environment (``--sdm conda``) gets no ``PYTHONPATH``, and an
+``avmodels`` installed in that environment, or beside Snakemake, would come before the
+workflow's folder. Importing this module first makes every job run the library beside its
+scripts: the code whose hash the workflow records, wherever the workflow was imported from.
+"""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+if sys.path[:1] != [str(ROOT)]:
+    sys.path.insert(0, str(ROOT))
+_loaded = sys.modules.get("avmodels")
+if _loaded is not None and Path(_loaded.__file__).resolve().parent != ROOT / "avmodels":
+    raise ImportError(f"avmodels was imported from {_loaded.__file__}, not from {ROOT}")
