@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from avmodels.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
+from avmodels.dataset import require_clips
 from avmodels.defenses import ExFMemModel
 from avmodels.metrics import MODES
 from avmodels.model import AVModel, visual_eps
@@ -214,8 +215,9 @@ def evaluate(
     attacker was given (0 if unattacked). An ExFMem model adds ``SOLVER_COLUMNS``, the same
     in every row: over all sparse codings of the job (attack steps and scoring), the most
     solver iterations of one call and the largest and mean final relative duality gap of a
-    sample.
+    sample. A manifest without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
+    require_clips(manifest, "test", dataset)
     budgets = _job_budgets(model, modes, eps, paper_budget, inapplicable)
     if isinstance(model, ExFMemModel):
         model.reset_stats()

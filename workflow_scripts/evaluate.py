@@ -1,5 +1,6 @@
 """Score one model under one attack at one budget: clean, audio, visual and audio-visual."""
 
+from avmodels import atomic
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job
@@ -11,7 +12,7 @@ wc = snakemake.wildcards
 
 def mark_failed(reason: str) -> None:
     rows = failed_evaluation(wc.dataset, wc.model, wc.defense, wc.attack, float(wc.eps), reason)
-    rows.to_csv(snakemake.output[0], index=False)
+    atomic.write_csv(rows, snakemake.output[0], index=False)
 
 
 with job(snakemake, on_error=mark_failed) as log:
@@ -37,5 +38,5 @@ with job(snakemake, on_error=mark_failed) as log:
         model_name=wc.model,
         defense=wc.defense,
     )
-    rows.to_csv(snakemake.output[0], index=False)
+    atomic.write_csv(rows, snakemake.output[0], index=False)
     log.info("\n%s", rows.to_string(index=False))

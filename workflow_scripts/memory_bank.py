@@ -4,8 +4,7 @@ training clips (evaluation transforms, model in evaluation mode), the same clips
 The MinSim model's banks also serve its fine-tuning (rule ``finetune``), fixed, and then wrap
 the fine-tuned model: they are built before fine-tuning and not rebuilt after it."""
 
-import torch
-
+from avmodels import atomic
 from avmodels.defenses import build_memory_banks
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
@@ -23,5 +22,6 @@ with job(snakemake, seed=snakemake.params.seed) as log:
         resize_size=inputs["resize_size"],
     )
     banks = build_memory_banks(features, exfmem["size"], seed=snakemake.params.seed, labels=labels)
-    torch.save({name: bank.contiguous() for name, bank in banks.items()}, snakemake.output[0])
+    banks = {name: bank.contiguous() for name, bank in banks.items()}
+    atomic.torch_save(banks, snakemake.output[0])
     log.info("memory banks: %s", {name: tuple(bank.shape) for name, bank in banks.items()})

@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+from avmodels import atomic
 from avmodels.jobs import job
 from avmodels.lists import write_exclusions
 from avmodels.synthetic import Difficulty, generate
@@ -25,6 +26,5 @@ with job(snakemake, seed=settings.get("seed", 0)) as log:
     (staging / "records.csv").rename(out.records)
     shutil.rmtree(staging)
     write_exclusions(out.exclusions, [])
-    Path(out.failures).parent.mkdir(parents=True, exist_ok=True)
-    Path(out.failures).write_text("clip_id,youtube_id,reason,message\n")
+    atomic.write_text(out.failures, "clip_id,youtube_id,reason,message\n")
     log.info("rendered %d clips", len(records))
