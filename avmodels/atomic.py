@@ -3,7 +3,9 @@
 Every file the workflow writes goes through :func:`writing`: the content goes to a hidden
 temporary file beside the target, is flushed to disk, and only then replaces the target
 (``os.replace``). A crash or an error while writing leaves the old target, or none, never a
-truncated one. Importing this module does not import torch.
+truncated one. (Clip folders and rendered videos, which ffmpeg writes, are built under a
+temporary name and renamed whole by :mod:`avmodels.media` and :mod:`avmodels.synthetic`.)
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
