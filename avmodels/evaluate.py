@@ -380,8 +380,10 @@ def evaluate_localization(
     ``model`` must have ``attend(audio, visual) -> (attention (B, h, w), logits)``
     (``model.LocalizationModel``). The attacker maximises the classification loss only;
     it never sees the attention. ``limit`` keeps that many clips spread over the classes
-    (:func:`spread_over_classes`), so the kept frames show different classes.
+    (:func:`spread_over_classes`), so the kept frames show different classes. A manifest
+    without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
+    require_clips(manifest, "test")
     modes = ["clean", *(m for m in modes if m != "clean")]
     budgets = mode_budgets(modes, eps, paper_budget)
     maps: dict[str, list[Tensor]] = {m: [] for m in modes}
@@ -459,7 +461,9 @@ def feature_sets(
     Mode ``a`` gives the embeddings of audio-attacked clips (Fig. 10), ``v`` those of
     visually-attacked ones (Fig. 11); the attack targets the model's classification loss
     (or ``loss``). ``limit`` keeps the first clips of the manifest; see ``tsne_streams``.
+    A manifest without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
+    require_clips(manifest, "test")
     modalities = model_modalities(model)
     full = mode_budgets(modes, eps, paper_budget)
     budgets = {m: _restrict(b, modalities) for m, b in full.items()}

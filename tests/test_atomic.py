@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import builtins
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,7 +26,7 @@ from avmodels import atomic, figures, jobs, lists
 from avmodels.analysis_arrays import load_arrays, save_tsne_npz
 from avmodels.dataset import EmptySplit, require_clips
 from avmodels.defenses import load_banks
-from avmodels.evaluate import evaluate
+from avmodels.evaluate import evaluate, evaluate_localization, feature_sets
 from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.provenance import record_path
 from avmodels.train import train
@@ -132,6 +135,33 @@ def test_error_in_serializer_keeps_the_old_file(tmp_path):
         fh.write("half,a,row")
         raise RuntimeError("serializer failed")
     assert target.read_bytes() == OLD
+
+
+KILLED_WRITER = """
+import sys, time
+from avmodels import atomic
+with atomic.writing(sys.argv[1], "wb") as fh:
+    fh.write(b"x" * 100_000)
+    fh.flush()
+    print("half written", flush=True)
+    time.sleep(120)
+    fh.write(b"x" * 100_000)
+"""
+
+
+def test_killed_writer_leaves_the_old_file(tmp_path):
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(OLD)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(atomic.__file__).parents[1],
+    )  # fmt: skip
+    assert child.stdout.readline().strip() == "half written"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert target.read_bytes() == OLD
+    (partial,) = [p for p in tmp_path.iterdir() if p != target]  # the hidden temporary
+    assert partial.name.startswith(".checkpoint.pt.") and partial.stat().st_size == 100_000
 
 
 # --- inputs that cannot be loaded ------------------------------------------------------------
@@ -257,3 +287,11 @@ def test_empty_split_ends_the_job_in_one_line(manifests, tmp_path):
     assert failed == [] and not (tmp_path / "eval.csv").exists()
     assert len(_log_lines(tmp_path, "the test split has no clips")) == 1
     assert "Traceback" not in (tmp_path / "eval.log").read_text()
+
+
+@pytest.mark.parametrize("analysis", ["localization", "features"])
+def test_empty_test_split_stops_the_analyses(manifests, analysis):
+    run = evaluate_localization if analysis == "localization" else feature_sets
+    model = build_model(ModelConfig(variant="localization", num_classes=2))
+    with pytest.raises(EmptySplit, match=r"the test split has no clips \(.*manifest_empty.csv\)"):
+        run(model, manifests["empty"], "fgsm", 0.01, device="cpu", progress=False)
