@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avmodels import atomic
+
 STREAMS = ("audio", "visual", "audio_attacked", "visual_attacked")
 
 
@@ -39,8 +41,7 @@ def save_localization_npz(
         arrays["class_names"] = np.asarray(list(class_names), dtype=str)
     arrays["score_name"] = np.asarray(score_name)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    with atomic.writing(path, "wb") as fh:
         np.savez(fh, **arrays)
     return path
 
@@ -73,7 +74,6 @@ def save_tsne_npz(
     if class_names is not None:
         arrays["class_names"] = np.asarray(list(class_names), dtype=str)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    with atomic.writing(path, "wb") as fh:
         np.savez(fh, **arrays)
     return path

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from avmodels import atomic
+
 PACKAGE = "avmodels"
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_SUFFIXES = (".yaml", ".yml", ".csv")
@@ -131,10 +133,7 @@ class _SourceCache:
         if not (self.dirty and self.file):
             return
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(self.entries))
-            os.replace(tmp, self.file)
+            atomic.write_text(self.file, json.dumps(self.entries))
             self.dirty = False
         except OSError:
             pass
@@ -186,7 +185,8 @@ def _resolve_from(node: ast.ImportFrom, package: str | None) -> str | None:
     return ".".join([*parts, node.module] if node.module else parts)
 
 
-HARNESS = frozenset({f"{PACKAGE}.jobs", f"{PACKAGE}.provenance"})  # logging, records
+# logging, provenance records and how files are written
+HARNESS = frozenset(f"{PACKAGE}.{name}" for name in ("jobs", "provenance", "atomic"))
 # Steps whose output depends neither on the job harness nor on code they call only to
 # check what they fetched: an edit there must not fetch (or download) everything again.
 UNFOLLOWED = {

@@ -48,6 +48,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from avmodels import media
+from avmodels.atomic import InputError
 
 EDGE_SECONDS = 3.0  # training frames keep at least this far from both ends of the clip
 VOLUME = (0.5, 1.5)  # training gain range
@@ -194,6 +195,28 @@ def crop_to_float(img: Tensor, top: int, left: int, size: int, flip: bool) -> Te
 def tile(wave: np.ndarray, length: int) -> np.ndarray:
     """``wave`` repeated from its start until it is ``length`` samples long."""
     return np.tile(wave, -(-length // max(len(wave), 1)))[:length]
+
+
+class EmptySplit(InputError):
+    """A split that must hold clips (training, validation, test) lists none."""
+
+
+def require_clips(manifest: str | Path | pd.DataFrame, split: str, dataset: str = "") -> int:
+    """The number of clips of ``manifest``; :class:`EmptySplit` naming ``dataset`` and ``split``
+    when there are none (a validation split without clips would make epoch 1 the "best" one,
+    a test split without clips a 0 % accuracy)."""
+    if isinstance(manifest, pd.DataFrame):
+        count, source = len(manifest), ""
+    else:
+        try:
+            count = len(pd.read_csv(manifest))
+        except pd.errors.EmptyDataError:  # not even a header
+            count = 0
+        source = f" ({manifest})"
+    if count == 0:
+        name = f"dataset {dataset}: " if dataset else ""
+        raise EmptySplit(f"{name}the {split} split has no clips{source}")
+    return count
 
 
 def read_manifest(

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avmodels import atomic
 from avmodels.fusion import FUSIONS
 from avmodels.lasso import LassoSolution, lipschitz_constant, sparse_code
 
@@ -354,7 +355,7 @@ class ExFMemModel(nn.Module):
 
 def load_banks(path: str | Path) -> dict[str, Tensor]:
     """The memory banks ``{modality: (d, K)}`` written by the ``memory_bank`` step."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return atomic.torch_load(path, map_location="cpu", weights_only=True)
 
 
 #: Keys of the config's ``exfmem`` section that reach :class:`ExFMemModel`.

@@ -32,14 +32,13 @@ import os
 import re
 import shutil
 import time
-import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from avmodels import media
+from avmodels import atomic, media
 
 logger = logging.getLogger(__name__)
 
@@ -245,12 +244,10 @@ def read_failures(path: str | Path) -> dict[str, dict[str, str]]:
 
 
 def _write_failures(path: Path, rows: Iterable[Mapping[str, str]]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, FAILURE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _one_line(text: object, limit: int = 300) -> str:
@@ -585,12 +582,8 @@ def write_done_list(store: str | Path, clip_ids: Iterable[str], path: str | Path
         found = media.find_video(store, key) if CLIP_ID.fullmatch(key) else None
         if found is not None:
             rows.append((key, found.name))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["clip_id", "file"])
         writer.writerows(rows)
-    os.replace(tmp, path)
     return len(rows)

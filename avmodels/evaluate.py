@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from avmodels.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
+from avmodels.dataset import require_clips
 from avmodels.defenses import ExFMemModel
 from avmodels.metrics import MODES
 from avmodels.model import AVModel, visual_eps
@@ -214,8 +215,9 @@ def evaluate(
     attacker was given (0 if unattacked). An ExFMem model adds ``SOLVER_COLUMNS``, the same
     in every row: over all sparse codings of the job (attack steps and scoring), the most
     solver iterations of one call and the largest and mean final relative duality gap of a
-    sample.
+    sample. A manifest without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
+    require_clips(manifest, "test", dataset)
     budgets = _job_budgets(model, modes, eps, paper_budget, inapplicable)
     if isinstance(model, ExFMemModel):
         model.reset_stats()
@@ -378,8 +380,10 @@ def evaluate_localization(
     ``model`` must have ``attend(audio, visual) -> (attention (B, h, w), logits)``
     (``model.LocalizationModel``). The attacker maximises the classification loss only;
     it never sees the attention. ``limit`` keeps that many clips spread over the classes
-    (:func:`spread_over_classes`), so the kept frames show different classes.
+    (:func:`spread_over_classes`), so the kept frames show different classes. A manifest
+    without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
+    require_clips(manifest, "test")
     modes = ["clean", *(m for m in modes if m != "clean")]
     budgets = mode_budgets(modes, eps, paper_budget)
     maps: dict[str, list[Tensor]] = {m: [] for m in modes}
@@ -457,7 +461,9 @@ def feature_sets(
     Mode ``a`` gives the embeddings of audio-attacked clips (Fig. 10), ``v`` those of
     visually-attacked ones (Fig. 11); the attack targets the model's classification loss
     (or ``loss``). ``limit`` keeps the first clips of the manifest; see ``tsne_streams``.
+    A manifest without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
+    require_clips(manifest, "test")
     modalities = model_modalities(model)
     full = mode_budgets(modes, eps, paper_budget)
     budgets = {m: _restrict(b, modalities) for m, b in full.items()}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from avmodels import atomic
 
 
 def download_verified(
@@ -16,17 +16,10 @@ def download_verified(
     """Download ``url`` to ``dest`` through a temporary file beside it, renamed onto ``dest``
     only after ``verify(sha256 hex digest)`` returned (it raises to refuse the bytes), so
     ``dest`` is either absent/unchanged or complete and verified. Returns the digest."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
+    digest = hashlib.sha256()
+    with atomic.writing(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        for chunk in iter(lambda: resp.read(1 << 20), b""):
+            digest.update(chunk)
+            out.write(chunk)
         verify(digest.hexdigest())
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return digest.hexdigest()

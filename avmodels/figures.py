@@ -24,6 +24,7 @@ from matplotlib import colormaps, rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from avmodels import atomic
 from avmodels.analysis_arrays import load_arrays
 from avmodels.paper import dataset_name
 from avmodels.tables import as_evaluations
@@ -46,8 +47,10 @@ def save_figure(fig: Figure, out_stem: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")
     with rc_context(RC):
-        fig.savefig(png, dpi=DPI, metadata=PNG_METADATA)
-        fig.savefig(pdf, metadata=PDF_METADATA)
+        with atomic.writing(png, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=DPI, metadata=PNG_METADATA)
+        with atomic.writing(pdf, "wb") as fh:
+            fig.savefig(fh, format="pdf", metadata=PDF_METADATA)
     return [png, pdf]
 
 

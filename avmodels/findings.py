@@ -16,7 +16,6 @@ claim's favour and a 95 % interval (:mod:`avmodels.verdicts`):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from avmodels import atomic
 from avmodels.analysis_arrays import load_arrays
 from avmodels.claims import CLAIMS, ClaimSpec
 from avmodels.classes import SYNTHETIC_DATASET
@@ -290,8 +290,5 @@ def write_findings(
             ]
         lines.append("")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    atomic.write_text(path, "\n".join(lines))
     return path

@@ -49,13 +49,15 @@ def finetune_full_defense(
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
+    dataset: str = "",
 ) -> dict:
     """Fine-tune the model of ``checkpoint`` inside ExFMem (banks ``memory``, settings
     ``exfmem``) with ``train_cfg``; write the best-validation base model and a per-epoch log.
 
     The checkpoint holds the base network only (the banks stay in their own file) with
     ``finetuned_from`` and the ``exfmem`` settings it was trained under; evaluate it wrapped
-    in the same banks. Returns the summary of :func:`avmodels.train.train`.
+    in the same banks. Returns the summary of :func:`avmodels.train.train` (whose empty-split
+    error names ``dataset``).
     """
     dev = resolve_device(device)
     banks = memory if isinstance(memory, Mapping) else load_banks(memory)
@@ -66,6 +68,6 @@ def finetune_full_defense(
         extra = {"finetuned_from": str(checkpoint), "exfmem": dict(exfmem or {})}
         history = fit(
             model, train_cfg, train_manifest, val_manifest, checkpoint_path, log_csv,
-            device=dev, progress=progress, saved_model=base, extra=extra,
+            device=dev, progress=progress, saved_model=base, extra=extra, dataset=dataset,
         )  # fmt: skip
     return summarize(history, checkpoint_path, log_csv)

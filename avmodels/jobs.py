@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from avmodels import atomic
 from avmodels.provenance import file_hash, record_path
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "numpy", "pandas", "scikit-learn", "yt-dlp")
@@ -111,6 +112,34 @@ def failed_attempts(output_pattern: str) -> Callable[[Any], int]:
     return attempts
 
 
+UNREADABLE_SUFFIX = ".unreadable"
+
+
+def written_by_workflow(path: str | Path) -> bool:
+    """Whether ``path`` has a provenance record of a workflow step that wrote it there."""
+    record = record_path(path)
+    try:
+        written = json.loads(record.read_text()).get("output")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(written, str) and Path(written).resolve() == Path(path).resolve()
+
+
+def set_aside(path: str | Path) -> Path | None:
+    """Move an input that cannot be loaded to ``<path>.unreadable`` when a workflow step wrote
+    it, so that the next run makes that step write it again; a file the workflow did not
+    write (or one already gone) is left alone. Returns where it went, if moved."""
+    path = Path(path)
+    if not (path.is_file() and written_by_workflow(path)):
+        return None
+    moved = path.with_name(path.name + UNREADABLE_SUFFIX)
+    try:
+        os.replace(path, moved)
+    except FileNotFoundError:  # another job moved it first
+        return None
+    return moved
+
+
 @contextmanager
 def job(
     smk: Any,
@@ -123,7 +152,10 @@ def job(
     failing the workflow (the reason and traceback go to the log, the failure is counted
     for :func:`failed_attempts`), so one failed evaluation leaves a marked gap in the tables.
     The job first picks and logs its device (:mod:`avmodels.devices`) and exits in one line
-    when a GPU it asks for is not usable, then logs the folder of the library it runs.
+    when a GPU it asks for is not usable, then logs the folder of the library it runs. A bad
+    input (:class:`avmodels.atomic.InputError`) ends the job in one line instead, and an input
+    the workflow wrote that cannot be loaded is set aside (:func:`set_aside`), so the next run
+    rebuilds it and what reads it.
     """
     log_file = smk.log[0] if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -142,6 +174,11 @@ def job(
     logger.info("library: %s", Path(__file__).resolve().parent)  # which avmodels runs
     try:
         yield logger
+    except atomic.InputError as err:  # no output, marked or not, for a bad input
+        moved = set_aside(err.path) if isinstance(err, atomic.UnreadableFile) else None
+        again = f"; moved to {moved.name}, the next run writes it again" if moved else ""
+        logger.error("%s%s", err, again)
+        raise SystemExit(1) from None
     except Exception as err:
         if on_error is None:
             logger.exception("step failed")
@@ -149,8 +186,9 @@ def job(
         reason = f"{type(err).__name__}: {err}".splitlines()[0]
         logger.exception("step failed, output marked as failed: %s", reason)
         on_error(reason)
-        with open(str(smk.output[0]) + FAILURES_SUFFIX, "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{reason}\n")
+        failures = Path(str(smk.output[0]) + FAILURES_SUFFIX)
+        earlier = failures.read_text() if failures.exists() else ""
+        atomic.write_text(failures, f"{earlier}{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{reason}\n")
     inputs = _named(smk.input)
     outputs = _named(smk.output)
     record = {
@@ -170,4 +208,5 @@ def job(
     for path in _flat(outputs):
         if Path(path).exists():
             entry = dict(record, output=path, output_hash=file_hash(path))
-            record_path(path).write_text(json.dumps(entry, indent=1, sort_keys=True, default=str))
+            text = json.dumps(entry, indent=1, sort_keys=True, default=str)
+            atomic.write_text(record_path(path), text)

@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path, PurePosixPath
 
+from avmodels import atomic
 from avmodels.classes import CLASSES
 from avmodels.fetch import download_verified
 
@@ -558,7 +559,7 @@ def records_with_exclusions(
 
 def write_records(path: str | Path, records: Iterable[ClipRecord]) -> None:
     """Write records as CSV (``RECORD_COLUMNS``; times via ``repr``, empty for None)."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(RECORD_COLUMNS)
         for r in records:
@@ -587,7 +588,7 @@ def read_records(path: str | Path) -> list[ClipRecord]:
 
 def write_exclusions(path: str | Path, exclusions: Iterable[Exclusion]) -> None:
     """Write exclusions as CSV with ``EXCLUSION_COLUMNS``."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(EXCLUSION_COLUMNS)
         writer.writerows(astuple(e) for e in exclusions)

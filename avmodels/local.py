@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from avmodels import atomic
 from avmodels.lists import SPLITS, ClipRecord, Exclusion, ListFormatError
 from avmodels.media import VIDEO_EXTENSIONS
 
@@ -122,13 +123,10 @@ def csv_classes(path: str | Path) -> tuple[str, ...]:
 
 def write_sources(path: str | Path, clips: Iterable[LocalClip]) -> None:
     """Write the sources table (``SOURCE_COLUMNS``); atomic."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(SOURCE_COLUMNS)
         writer.writerows((*astuple(c)[:4], str(c.video)) for c in clips)
-    os.replace(tmp, path)
 
 
 def read_sources(path: str | Path) -> list[LocalClip]:

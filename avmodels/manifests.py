@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from avmodels import atomic
 from avmodels.lists import EXCLUSION_COLUMNS
 
 MANIFEST_COLUMNS = [
@@ -50,8 +51,7 @@ def merge_manifests(
         part = clips[clips["split"] == split].copy()
         base = Path(out).resolve().parent
         part["clip_dir"] = [os.path.relpath(Path(d).resolve(), base) for d in part["clip_dir"]]
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        part.to_csv(out, index=False, columns=MANIFEST_COLUMNS)
+        atomic.write_csv(part, out, index=False, columns=MANIFEST_COLUMNS)
         counts[split] = len(part)
     dropped = _read(exclusions, EXCLUSION_COLUMNS)
     failed = _read(failures, FAILURE_COLUMNS)
@@ -66,7 +66,6 @@ def merge_manifests(
         # a failed download is also excluded by preprocessing ("not downloaded"): keep the cause
         dropped = dropped[~dropped["clip_id"].isin(failed["clip_id"])]
         dropped = pd.concat([dropped, failed[EXCLUSION_COLUMNS]], ignore_index=True)
-    dropped.sort_values("clip_id", kind="stable").to_csv(
-        exclusions_out, index=False, columns=EXCLUSION_COLUMNS
-    )
+    dropped = dropped.sort_values("clip_id", kind="stable")
+    atomic.write_csv(dropped, exclusions_out, index=False, columns=EXCLUSION_COLUMNS)
     return counts

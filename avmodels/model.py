@@ -188,8 +188,9 @@ def save_checkpoint(path: str | Path, model: AVModel, **extra: Any) -> None:
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[AVModel, dict[str, Any]]:
-    """Rebuild the model saved by ``save_checkpoint``; returns (model in eval mode, extra)."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    """Rebuild the model saved by ``save_checkpoint``; returns (model in eval mode, extra).
+    A file that cannot be deserialised raises :class:`avmodels.atomic.UnreadableFile`."""
+    payload = atomic.torch_load(path, map_location=map_location, weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an avmodels checkpoint (format {payload.get('format')!r})")
     fields = {f.name for f in dataclasses.fields(ModelConfig)}

@@ -17,9 +17,9 @@ import itertools
 import logging
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
+from avmodels import atomic
 from avmodels.resnet import ResNet18Trunk
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class VisualNet(nn.Module):
 
     def load_pretrained(self, path: str | Path) -> None:
         """Load torchvision resnet18 weights from a local file, dropping ``fc.*``."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = atomic.torch_load(path, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         self.resnet.load_state_dict(state, strict=True)
         logger.info("loaded visual weights from %s", path)

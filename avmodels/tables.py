@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from avmodels import atomic
 from avmodels.metrics import attack_average, average_with_clean, relative_improvement
 from avmodels.paper import (
     dataset_name,
@@ -526,7 +527,7 @@ def write_table(
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = {ext: stem.with_name(stem.name + f".{ext}") for ext in ("csv", "md", "tex")}
-    cells.to_csv(paths["csv"], index=False, float_format="%.4f")
-    paths["md"].write_text(to_markdown(cells, table, budgets))
-    paths["tex"].write_text(to_latex(cells, table, budgets))
+    atomic.write_csv(cells, paths["csv"], index=False, float_format="%.4f")
+    atomic.write_text(paths["md"], to_markdown(cells, table, budgets))
+    atomic.write_text(paths["tex"], to_latex(cells, table, budgets))
     return paths

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
 from avmodels import atomic, defenses, devices
-from avmodels.dataset import AVDataset
+from avmodels.dataset import AVDataset, require_clips
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
 
@@ -263,11 +263,13 @@ def train(
     *,
     device: str | torch.device | None = None,
     progress: bool = True,
+    dataset: str = "",
 ) -> dict:
     """Train one model, keep its best-validation checkpoint and write a per-epoch log.
 
     Returns a summary: ``best_epoch``, ``best_val_acc``, ``final_train_loss``,
-    ``history`` (the log rows), ``checkpoint``, ``log_csv``.
+    ``history`` (the log rows), ``checkpoint``, ``log_csv``. An empty training or
+    validation split is an error naming ``dataset`` (:class:`avmodels.dataset.EmptySplit`).
     Two runs with the same arguments give the same checkpoint and log (but the timing).
     """
     dev = resolve_device(device)
@@ -276,7 +278,7 @@ def train(
         model = build_model(model_config).to(dev)
         history = fit(
             model, train_cfg, train_manifest, val_manifest, checkpoint_path, log_csv,
-            device=dev, progress=progress,
+            device=dev, progress=progress, dataset=dataset,
         )  # fmt: skip
     return summarize(history, checkpoint_path, log_csv)
 
@@ -293,12 +295,17 @@ def fit(
     progress: bool = True,
     saved_model: nn.Module | None = None,
     extra: Mapping[str, Any] | None = None,
+    dataset: str = "",
 ) -> list[dict]:
     """Optimise ``model`` (already on ``device``, seeded) with ``cfg``; the per-epoch log rows.
 
     ``model`` is an ``AVModel`` or a wrapper with ``encode``/``head``/``config`` (ExFMem); the
     best-validation checkpoint holds ``saved_model`` (default ``model``) and ``extra``.
+    A training or validation manifest without clips raises
+    :class:`avmodels.dataset.EmptySplit` (naming ``dataset``) before any epoch.
     """
+    require_clips(train_manifest, "train", dataset)
+    require_clips(val_manifest, "validation", dataset)
     loss_fn = defenses.make_training_loss(
         cfg.loss, model.config.num_classes, model.config.feature_dim, cfg.loss_weight,
         model_modalities(model),

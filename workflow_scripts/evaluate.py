@@ -2,6 +2,7 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
+from avmodels import atomic
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job
@@ -13,7 +14,7 @@ wc = snakemake.wildcards
 
 def mark_failed(reason: str) -> None:
     rows = failed_evaluation(wc.dataset, wc.model, wc.defense, wc.attack, float(wc.eps), reason)
-    rows.to_csv(snakemake.output[0], index=False)
+    atomic.write_csv(rows, snakemake.output[0], index=False)
 
 
 with job(snakemake, on_error=mark_failed) as log:
@@ -39,5 +40,5 @@ with job(snakemake, on_error=mark_failed) as log:
         model_name=wc.model,
         defense=wc.defense,
     )
-    rows.to_csv(snakemake.output[0], index=False)
+    atomic.write_csv(rows, snakemake.output[0], index=False)
     log.info("\n%s", rows.to_string(index=False))

@@ -28,6 +28,7 @@ with job(snakemake, seed=snakemake.params.seed) as log:
         snakemake.input.val,
         snakemake.output.checkpoint,
         snakemake.output.history,
+        dataset=snakemake.wildcards.dataset,
     )
     log.info(
         "best epoch %s, validation accuracy %.2f", summary["best_epoch"], summary["best_val_acc"]

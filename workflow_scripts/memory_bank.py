@@ -5,8 +5,8 @@ The MinSim model's banks also serve its fine-tuning (rule ``finetune``), fixed, 
 the fine-tuned model: they are built before fine-tuning and not rebuilt after it."""
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
-import torch
 
+from avmodels import atomic
 from avmodels.defenses import build_memory_banks
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
@@ -24,5 +24,6 @@ with job(snakemake, seed=snakemake.params.seed) as log:
         resize_size=inputs["resize_size"],
     )
     banks = build_memory_banks(features, exfmem["size"], seed=snakemake.params.seed, labels=labels)
-    torch.save({name: bank.contiguous() for name, bank in banks.items()}, snakemake.output[0])
+    banks = {name: bank.contiguous() for name, bank in banks.items()}
+    atomic.torch_save(banks, snakemake.output[0])
     log.info("memory banks: %s", {name: tuple(bank.shape) for name, bank in banks.items()})

@@ -3,6 +3,7 @@
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
+from avmodels import atomic
 from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
 from avmodels.jobs import job
 from avmodels.lists import read_records, shard_records
@@ -25,8 +26,8 @@ with job(snakemake) as log:
     except DiskFullError as err:  # not a bad clip: stop, record nothing
         log.error("stopped: %s", err)
         raise SystemExit(f"preprocess stopped: {err}") from None
-    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(snakemake.output.manifest, index=False)
-    pd.DataFrame(excluded, columns=EXCLUSION_COLUMNS).to_csv(
-        snakemake.output.exclusions, index=False
-    )
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    atomic.write_csv(manifest, snakemake.output.manifest, index=False)
+    exclusions = pd.DataFrame(excluded, columns=EXCLUSION_COLUMNS)
+    atomic.write_csv(exclusions, snakemake.output.exclusions, index=False)
     log.info("%d clips usable, %d excluded", len(rows), len(excluded))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
+from avmodels import atomic
 from avmodels.jobs import job
 from avmodels.lists import write_exclusions
 from avmodels.synthetic import Difficulty, generate
@@ -27,6 +28,5 @@ with job(snakemake, seed=settings.get("seed", 0)) as log:
     (staging / "records.csv").rename(out.records)
     shutil.rmtree(staging)
     write_exclusions(out.exclusions, [])
-    Path(out.failures).parent.mkdir(parents=True, exist_ok=True)
-    Path(out.failures).write_text("clip_id,youtube_id,reason,message\n")
+    atomic.write_text(out.failures, "clip_id,youtube_id,reason,message\n")
     log.info("rendered %d clips", len(records))
