@@ -40,6 +40,27 @@ def samples_per_second(manifest: Path, workers: int, epochs: int, batch_size: in
     return count / (time.perf_counter() - start)
 
 
+def run(quick: bool = False, workers: int | None = None) -> list[dict]:
+    """Rows {benchmark, figure, value, target, met}: samples/s with 1 and N workers (N: all
+    cores but one, at least 2)."""
+    workers = workers or max(2, (os.cpu_count() or 2) - 1)
+    epochs, per_class = (1, 2) if quick else (3, 4)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_manifest(Path(tmp), per_class)
+        rates = {n: samples_per_second(manifest, n, epochs) for n in (1, workers)}
+    shape = f"{PAPER['image_size']} px crops, {PAPER['audio_samples']} audio samples, batch 12"
+    return [
+        {"benchmark": "loader_workers", "figure": f"training loader, {n} worker{'s' * (n > 1)}, "
+         f"samples/s ({shape}; {os.cpu_count()} cores)", "value": round(rate, 1),
+         "target": None, "met": None}
+        for n, rate in rates.items()
+    ] + [
+        {"benchmark": "loader_workers", "figure": f"{workers} workers / 1 worker",
+         "value": round(rates[workers] / rates[1], 2), "target": None, "met": None}
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
