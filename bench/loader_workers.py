@@ -40,6 +40,46 @@ def samples_per_second(manifest: Path, workers: int, epochs: int, batch_size: in
     return count / (time.perf_counter() - start)
 
 
+def run(quick: bool = False, workers: int | None = None) -> list[dict]:
+    """Rows {benchmark, figure, value, target, met}: samples/s with 1 and N workers (N: all
+    cores but one, at least 2)."""
+    workers = workers or max(2, (os.cpu_count() or 2) - 1)
+    epochs, per_class = (1, 2) if quick else (3, 4)
+    torch.set_num_threads(1)
+    load = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = make_manifest(Path(tmp), per_class)
+        rates = {n: samples_per_second(manifest, n, epochs) for n in (1, workers)}
+    shape = f"{PAPER['image_size']} px crops, {PAPER['audio_samples']} audio samples, batch 12"
+    return [
+        {"benchmark": "loader_workers", "figure": f"training loader, {n} worker{'s' * (n > 1)}, "
+         f"samples/s ({shape}; {os.cpu_count()} cores)", "value": round(rate, 1),
+         "target": None, "met": None}
+        for n, rate in rates.items()
+    ] + [
+        {"benchmark": "loader_workers", "figure": f"{workers} workers / 1 worker",
+         "value": round(rates[workers] / rates[1], 2), "target": None, "met": None,
+         "section": {"title": "Training DataLoader workers", "body": _note(rates, load)}}
+    ]  # fmt: skip
+
+
+def _note(rates: dict[int, float], load: tuple[float, ...]) -> str:
+    """What the worker figure means on the machine it was measured on."""
+    cores, (one, many) = os.cpu_count() or 1, rates.values()
+    n = max(rates)
+    return (
+        f"The training DataLoader at the paper's input size fed {one:.0f} samples/s with one "
+        f"worker and {many:.0f} with {n} ({many / one:.2f}x), on {cores} cores with a load "
+        f"average of {', '.join(f'{x:.1f}' for x in load)} when it started. Each worker is a "
+        "process decoding clips on a core of its own, and the main process, which takes the "
+        f"batches, needs one too: with {cores} cores the {n} workers share them with the main "
+        "process and with whatever else runs, so this figure measures that contention, not "
+        "what workers add when each has a free core, as on a GPU node whose job holds 8 CPUs "
+        "(7 workers). The clips are the embedded set's (96 px frames, resized to 246 and "
+        "cropped to 224), whose JPEGs decode faster than the paper datasets' 256 px frames."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))

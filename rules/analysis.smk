@@ -6,6 +6,8 @@ rule localization:
         "results/{dataset}/analysis/localization.npz",
     log:
         "logs/{dataset}/analysis/localization.log",
+    benchmark:
+        "benchmarks/{dataset}/analysis/localization.tsv"
     conda:
         "../envs/avmodels.yaml"
     threads: 1
@@ -31,6 +33,8 @@ rule embeddings:
         "results/{dataset}/analysis/embeddings.npz",
     log:
         "logs/{dataset}/analysis/embeddings.log",
+    benchmark:
+        "benchmarks/{dataset}/analysis/embeddings.tsv"
     conda:
         "../envs/avmodels.yaml"
     threads: 1

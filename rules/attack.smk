@@ -5,6 +5,8 @@ rule evaluate:
         plan.EVALUATION,
     log:
         "logs/{dataset}/eval/{model}/{defense}/{attack}/{eps}.log",
+    benchmark:
+        "benchmarks/{dataset}/eval/{model}/{defense}/{attack}/{eps}.tsv"
     group:
         "evaluation"
     conda:

@@ -82,6 +82,8 @@ rule synthesize:
         failures="resources/{dataset}/failures/shard0.csv",
     log:
         "logs/{dataset}/synthesize.log",
+    benchmark:
+        "benchmarks/{dataset}/synthesize.tsv"
     wildcard_constraints:
         dataset=alternatives(SYNTHETIC),
     conda:
@@ -107,6 +109,8 @@ rule download:
         failures="resources/{dataset}/failures/shard{shard}.csv",
     log:
         "logs/{dataset}/download/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/download/shard{shard}.tsv"
     wildcard_constraints:
         dataset=alternatives(YOUTUBE),
     localrule: True
@@ -133,6 +137,8 @@ rule preprocess:
         exclusions="resources/{dataset}/exclusions/shard{shard}.csv",
     log:
         "logs/{dataset}/preprocess/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/preprocess/shard{shard}.tsv"
     wildcard_constraints:
         dataset=alternatives(SYNTHETIC + YOUTUBE),
     conda:
@@ -160,6 +166,8 @@ rule preprocess_local:
         exclusions="resources/{dataset}/exclusions/shard{shard}.csv",
     log:
         "logs/{dataset}/preprocess/shard{shard}.log",
+    benchmark:
+        "benchmarks/{dataset}/preprocess/shard{shard}.tsv"
     wildcard_constraints:
         dataset=alternatives(LOCAL + OWN),
     conda:

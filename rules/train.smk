@@ -24,6 +24,8 @@ rule train:
         history="results/{dataset}/models/{model}/training.csv",
     log:
         "logs/{dataset}/train/{model}.log",
+    benchmark:
+        "benchmarks/{dataset}/train/{model}.tsv"
     conda:
         "../envs/avmodels.yaml"
     threads: 1
@@ -48,6 +50,8 @@ rule memory_bank:
         "results/{dataset}/memory/{model}.pt",
     log:
         "logs/{dataset}/memory/{model}.log",
+    benchmark:
+        "benchmarks/{dataset}/memory/{model}.tsv"
     conda:
         "../envs/avmodels.yaml"
     threads: 1
@@ -74,6 +78,8 @@ rule finetune:
         history="results/{dataset}/models/{model}_exfmem/training.csv",
     log:
         "logs/{dataset}/finetune/{model}_exfmem.log",
+    benchmark:
+        "benchmarks/{dataset}/finetune/{model}_exfmem.tsv"
     conda:
         "../envs/avmodels.yaml"
     threads: 1
