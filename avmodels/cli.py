@@ -42,8 +42,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status."""
+    if argv is None:  # the command line: a quiet end when piped into head
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args, rest = parser().parse_known_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a quiet end when piped into head
     module = importlib.import_module(COMMANDS[args.command][0])
     argv = [args.command, *rest] if args.command in NAMED else rest
     return module.main(argv) or 0
