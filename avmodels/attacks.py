@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avmodels import registry
+
 Budget = float | Tensor
 LossFn = Callable[[nn.Module, dict[str, Tensor], Tensor], Tensor]
 
@@ -382,7 +384,7 @@ class MIM(_Iterative):
         return momentum.addcdiv_(grad, l1)
 
 
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "mim": MIM}
+ATTACKS: dict[str, type[Attack]] = dict(zip(registry.ATTACKS, (FGSM, PGD, MIM), strict=True))
 
 
 def build_attack(name: str, model: nn.Module, **kwargs) -> Attack:

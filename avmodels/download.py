@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from avmodels import media
+from avmodels.lists import FAILURE_COLUMNS, clip_id_of, valid_times
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ YOUTUBE_URL = "https://www.youtube.com/watch?v={id}"
 # yt-dlp's "worst" already means worst format with both audio and video; prefer >= 240p so
 # the 256 px frames are not upscaled from 144p, and merge separate streams as a last resort.
 DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/worstvideo+worstaudio"
-FAILURE_COLUMNS = ["clip_id", "youtube_id", "reason", "message"]
 REASONS = (
     "invalid id",  # not an 11-character YouTube ID, or an unsafe clip ID
     "malformed",  # a list line that does not parse, or a bad time range
@@ -204,11 +204,7 @@ class ShardClip:
     @property
     def clip_id(self) -> str:
         """Like ``ClipRecord.clip_id``: ``ID`` or ``ID_SSSSSSS_EEEEEEE`` (ms)."""
-        if self.given_id:
-            return self.given_id
-        if self.start is None or self.end is None:
-            return self.youtube_id
-        return f"{self.youtube_id}_{round(self.start * 1000):07d}_{round(self.end * 1000):07d}"
+        return self.given_id or clip_id_of(self.youtube_id, self.start, self.end)
 
 
 @dataclass
@@ -283,9 +279,7 @@ def _check(clip: ClipSource) -> _Failure | None:
     if not CLIP_ID.fullmatch(clip.clip_id):
         return _Failure("invalid id", f"unsafe clip id: {clip.clip_id!r}")
     start, end = clip.start, clip.end
-    if (start is None) != (end is None) or (
-        start is not None and not (0 <= start < end and math.isfinite(end))
-    ):
+    if (start is None) != (end is None) or not valid_times(start, end):
         return _Failure("malformed", f"bad time range start={start} end={end}")
     return None
 

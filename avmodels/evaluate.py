@@ -31,16 +31,12 @@ from tqdm import tqdm
 
 from avmodels.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
 from avmodels.defenses import ExFMemModel
-from avmodels.metrics import MODES
+from avmodels.metrics import EVAL_COLUMNS, MODES
 from avmodels.model import AVModel, visual_eps
 from avmodels.train import Manifest, make_loader, model_modalities, resolve_device, run_settings
 
 log = logging.getLogger(__name__)
 
-EVAL_COLUMNS = [
-    "dataset", "model", "defense", "attack", "eps", "mode",
-    "eps_audio", "eps_visual", "accuracy", "n_correct", "n",
-]  # fmt: skip
 #: Extra columns of an ExFMem model's evaluation -> key of ``ExFMemModel.solver_stats()``.
 SOLVER_COLUMNS = {
     "lasso_iterations": "max_iterations",

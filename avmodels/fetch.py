@@ -1,4 +1,5 @@
-"""Downloads that land only when verified: the bytes of a URL, checked before they are kept."""
+"""Downloads that land only when verified: the bytes of a URL, checked before they are kept;
+and the sha256 of a file on disk."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ import tempfile
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def download_verified(

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from avmodels.registry import ATTACKS
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
@@ -87,7 +88,7 @@ def table_evaluations(config: dict, table: str, dataset: str) -> list[EvalKey]:
         method = METHODS[row.method]
         if method.model not in config["variants"]:
             continue
-        attack = row.attack if row.attack in ("fgsm", "pgd", "mim") else ev["attacks"][0]
+        attack = row.attack if row.attack in ATTACKS else ev["attacks"][0]
         for role in _row_roles(spec, row):
             eps = fmt_eps(ev["table_budgets"][role])
             keys.add(EvalKey(dataset, method.model, method.defense, attack, eps))

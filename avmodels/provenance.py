@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from avmodels.fetch import sha256_file
+
 PACKAGE = "avmodels"
 PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_SUFFIXES = (".yaml", ".yml", ".csv")
@@ -253,10 +255,7 @@ def file_hash(path: str | Path) -> str:
         for child in sorted(children):
             digest.update(f"{child.relative_to(path)}:{file_hash(child)}\n".encode())
         return digest.hexdigest()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def clear_code_caches() -> None:

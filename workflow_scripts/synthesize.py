@@ -4,7 +4,8 @@ import shutil
 from pathlib import Path
 
 from avmodels.jobs import job
-from avmodels.lists import write_exclusions
+from avmodels.lists import FAILURE_COLUMNS, write_exclusions
+from avmodels.registry import SPLITS
 from avmodels.synthetic import Difficulty, generate
 
 settings = dict(snakemake.params.settings)
@@ -12,7 +13,7 @@ out = snakemake.output
 with job(snakemake, seed=settings.get("seed", 0)) as log:
     staging = Path(out.videos).parent / "synthetic.staging"
     shutil.rmtree(staging, ignore_errors=True)
-    counts = {split: settings[split] for split in ("train", "val", "test") if split in settings}
+    counts = {split: settings[split] for split in SPLITS if split in settings}
     records = generate(
         staging,
         counts or None,
@@ -26,5 +27,5 @@ with job(snakemake, seed=settings.get("seed", 0)) as log:
     shutil.rmtree(staging)
     write_exclusions(out.exclusions, [])
     Path(out.failures).parent.mkdir(parents=True, exist_ok=True)
-    Path(out.failures).write_text("clip_id,youtube_id,reason,message\n")
+    Path(out.failures).write_text(",".join(FAILURE_COLUMNS) + "\n")
     log.info("rendered %d clips", len(records))
