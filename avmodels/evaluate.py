@@ -33,6 +33,7 @@ from avmodels.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
 from avmodels.defenses import ExFMemModel
 from avmodels.metrics import EVAL_COLUMNS, MODES
 from avmodels.model import AVModel, visual_eps
+from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
 from avmodels.train import Manifest, make_loader, model_modalities, resolve_device, run_settings
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,9 @@ def evaluate(
     steps: int = 10,
     attack_kwargs: Mapping | None = None,
     inapplicable: str = "omit",
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
+    audio_samples: int = AUDIO_SAMPLES,
+    image_size: int = IMAGE_SIZE,
+    resize_size: int = RESIZE_SIZE,
     dataset: str = "",
     model_name: str = "",
     defense: str = "none",
@@ -362,9 +363,9 @@ def evaluate_localization(
     attack_kwargs: Mapping | None = None,
     limit: int | None = None,
     keep_frames: int = 8,
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
+    audio_samples: int = AUDIO_SAMPLES,
+    image_size: int = IMAGE_SIZE,
+    resize_size: int = RESIZE_SIZE,
     seed: int = 1234,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -441,9 +442,9 @@ def feature_sets(
     steps: int = 10,
     attack_kwargs: Mapping | None = None,
     limit: int | None = None,
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
+    audio_samples: int = AUDIO_SAMPLES,
+    image_size: int = IMAGE_SIZE,
+    resize_size: int = RESIZE_SIZE,
     seed: int = 1234,
     device: str | torch.device | None = None,
     progress: bool = True,

@@ -498,11 +498,7 @@ def _kinetics_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
 
 
 _RESOLVERS = {"music": _music_resolver, "ave": _ave_resolver, "kinetics_sounds": _kinetics_resolver}
-_REQUIRED = {
-    "music": {"train", "val", "test"},
-    "ave": {"annotations", "train", "val", "test"},
-    "kinetics_sounds": {"train", "val", "test"},
-}
+_REQUIRED = {"music": {*SPLITS}, "ave": {"annotations", *SPLITS}, "kinetics_sounds": {*SPLITS}}
 
 
 def _check_lists(dataset: str, lists: Mapping[str, Path], whole_videos: bool) -> None:

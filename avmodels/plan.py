@@ -8,10 +8,11 @@ evaluations listed here for it, so a budget change reruns only what uses it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from avmodels.registry import ATTACKS
+from avmodels.settings import AttackSettings
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
@@ -48,14 +49,10 @@ def _models(config: dict, key: str) -> list[str]:
     return [m for m in config["evaluation"].get(key, default) if m in config["variants"]]
 
 
-ATTACK_DEFAULTS = {"adaptive": True, "paper_budget": True, "steps": 10, "batch_size": 16}
-
-
 def attack_settings(config: dict) -> dict[str, Any]:
     """The ``evaluation`` keys that shape an attack, defaults filled in (not which budgets
     or models run: a job's parameters hold only what changes its result)."""
-    ev = config["evaluation"]
-    return {key: ev.get(key, default) for key, default in ATTACK_DEFAULTS.items()}
+    return asdict(AttackSettings.from_config(config["evaluation"]))
 
 
 def _row_roles(spec, row) -> set[str]:
