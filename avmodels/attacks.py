@@ -257,7 +257,9 @@ class _Iterative(Attack):
         super().__init__(model, eps, bounds, loss)
         assert steps >= 1, f"steps must be >= 1, got {steps}"
         self.steps = steps
-        self.alpha = _checked(alpha) if isinstance(alpha, Mapping) else alpha
+        if alpha is not None:
+            _checked(alpha if isinstance(alpha, Mapping) else {"alpha": alpha})
+        self.alpha = dict(alpha) if isinstance(alpha, Mapping) else alpha
 
     def _step_size(self, name: str) -> Budget | None:
         """The given step size of input ``name``: the plain ``alpha``, its entry, or None."""

@@ -276,9 +276,10 @@ def test_plain_float_alpha_applies_to_every_attacked_input(cls):
     assert "alpha=0.01" in repr(cls(model, eps=eps, alpha=0.01))
 
 
-def test_negative_alpha_is_refused():
+@pytest.mark.parametrize("alpha", [{"audio": -0.01}, -0.01])
+def test_negative_alpha_is_refused(alpha):
     with pytest.raises(ValueError, match="negative budget"):
-        PGD(ToyAV(16), eps={"audio": 0.1}, alpha={"audio": -0.01})
+        PGD(ToyAV(16), eps={"audio": 0.1}, alpha=alpha)
 
 
 def test_mim_without_momentum_is_pgd():
