@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avmodels import registry
+from avmodels import registry, weights
 from avmodels.attacks import ATTACKS
 from avmodels.config import LISTED, load_schema
 from avmodels.defenses import TRAINING_LOSSES
@@ -17,7 +17,7 @@ from avmodels.devices import REQUESTS
 from avmodels.fusion import FUSIONS
 from avmodels.lasso import LASSO_METHODS, STOP_RULES
 from avmodels.model import VARIANTS
-from avmodels.plan import attack_settings
+from avmodels.plan import FINETUNE_DEFAULTS, attack_settings
 from avmodels.settings import AttackSettings, EvalSettings, InputSettings
 from avmodels.table_specs import TABLE_NAMES
 
@@ -61,6 +61,10 @@ def test_schema_defaults_equal_the_settings_defaults():
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     assert asdict(InputSettings()) == {k: paper["inputs"][k] for k in asdict(InputSettings())}
     assert attack_settings({"evaluation": {}}) == defaults
+    finetune = DEFS["finetune_settings"]["properties"]
+    assert {k: v["default"] for k, v in finetune.items() if "default" in v} == FINETUNE_DEFAULTS
+    pretrained = PROPS["pretrained"]["properties"]
+    assert {k: v["default"] for k, v in pretrained.items()} == weights.DEFAULTS
 
 
 def test_eval_settings_from_config_fill_defaults_and_ignore_other_keys():
