@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +25,8 @@ def download_verified(
     """Download ``url`` to ``dest`` through a temporary file beside it, renamed onto ``dest``
     only after ``verify(sha256 hex digest)`` returned (it raises to refuse the bytes), so
     ``dest`` is either absent/unchanged or complete and verified. Returns the digest."""
+    import urllib.request  # here: jobs that only hash files (provenance) skip its import
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
