@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avmodels import registry
+
 Budget = float | Tensor
 LossFn = Callable[[nn.Module, dict[str, Tensor], Tensor], Tensor]
 
@@ -250,15 +252,26 @@ class _Iterative(Attack):
         bounds: Mapping[str, tuple[float, float]] | None = None,
         loss: LossFn | None = None,
         steps: int = 10,
-        alpha: Mapping[str, Budget] | None = None,
+        alpha: Budget | Mapping[str, Budget] | None = None,
     ) -> None:
         super().__init__(model, eps, bounds, loss)
         assert steps >= 1, f"steps must be >= 1, got {steps}"
         self.steps = steps
-        self.alpha = None if alpha is None else dict(alpha)
+        if alpha is not None:
+            _checked(alpha if isinstance(alpha, Mapping) else {"alpha": alpha})
+        self.alpha = dict(alpha) if isinstance(alpha, Mapping) else alpha
+
+    def _step_size(self, name: str) -> Budget | None:
+        """The given step size of input ``name``: the plain ``alpha``, its entry, or None."""
+        if isinstance(self.alpha, dict):
+            return self.alpha.get(name)
+        return self.alpha
 
     def _hyper(self) -> dict[str, str]:
-        alpha = "eps/8" if self.alpha is None else _fmt_map(self.alpha)
+        if self.alpha is None:
+            alpha = "eps/8"
+        else:
+            alpha = _fmt_map(self.alpha) if isinstance(self.alpha, dict) else _fmt(self.alpha)
         return {"steps": str(self.steps), "alpha": alpha}
 
     def _setup(
@@ -268,7 +281,7 @@ class _Iterative(Attack):
         adv, boxes, alphas = dict(clean), {}, {}
         for k in keys:
             x, eps = clean[k], self._as_budget(self.eps[k], clean[k])
-            given = None if self.alpha is None else self.alpha.get(k)
+            given = self._step_size(k)
             alphas[k] = eps / 8 if given is None else self._as_budget(given, x)
             boxes[k] = self._box(k, x, eps)
             start = x.clone()
@@ -291,7 +304,8 @@ class PGD(_Iterative):
     """Projected gradient descent (Madry et al., ICLR 2018, arXiv:1706.06083), L-inf.
 
     ``x <- Proj_{B(x0, eps) and bounds}(x + alpha * sign(grad_x L))``, ``steps`` times, starting at
-    the clean input (or uniformly in the ball with ``random_start``). ``alpha`` defaults to eps/8.
+    the clean input (or uniformly in the ball with ``random_start``). ``alpha`` (one float or
+    tensor for every attacked input, or a dict per input name) defaults to eps/8.
 
     >>> adv = PGD(model, eps={"visual": 0.012}, steps=10)(inputs, labels)
     """
@@ -303,7 +317,7 @@ class PGD(_Iterative):
         bounds: Mapping[str, tuple[float, float]] | None = None,
         loss: LossFn | None = None,
         steps: int = 10,
-        alpha: Mapping[str, Budget] | None = None,
+        alpha: Budget | Mapping[str, Budget] | None = None,
         random_start: bool = False,
     ) -> None:
         super().__init__(model, eps, bounds, loss, steps, alpha)
@@ -327,7 +341,8 @@ class MIM(_Iterative):
     """Momentum iterative method (Dong et al., CVPR 2018, arXiv:1710.06081), L-inf.
 
     ``g <- decay * g + grad / ||grad||_1`` (L1 norm per sample, per input), then
-    ``x <- Proj_{B(x0, eps) and bounds}(x + alpha * sign(g))``; ``alpha`` defaults to eps/8.
+    ``x <- Proj_{B(x0, eps) and bounds}(x + alpha * sign(g))``; ``alpha`` (as in :class:`PGD`)
+    defaults to eps/8.
 
     >>> adv = MIM(model, eps={"audio": 0.006, "visual": 0.006}, decay=1.0)(inputs, labels)
     """
@@ -339,7 +354,7 @@ class MIM(_Iterative):
         bounds: Mapping[str, tuple[float, float]] | None = None,
         loss: LossFn | None = None,
         steps: int = 10,
-        alpha: Mapping[str, Budget] | None = None,
+        alpha: Budget | Mapping[str, Budget] | None = None,
         decay: float = 1.0,
     ) -> None:
         super().__init__(model, eps, bounds, loss, steps, alpha)
@@ -371,7 +386,7 @@ class MIM(_Iterative):
         return momentum.addcdiv_(grad, l1)
 
 
-ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "mim": MIM}
+ATTACKS: dict[str, type[Attack]] = dict(zip(registry.ATTACKS, (FGSM, PGD, MIM), strict=True))
 
 
 def build_attack(name: str, model: nn.Module, **kwargs) -> Attack:

@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from avmodels.classes import CLASSES, SYNTHETIC_DATASET
+
 
 class ConfigError(ValueError):
     """A study configuration that cannot run; the message names the key."""
@@ -71,7 +73,7 @@ def check_config(config: dict, schema: dict) -> None:
     _check_references(config)
 
 
-LISTED = ("music", "ave", "kinetics_sounds")  # datasets whose clips come from public lists
+LISTED = tuple(CLASSES)  # the paper's datasets: their clips come from public lists
 _NEEDS = {"youtube": ("lists",), "local": ("lists", "videos"), "csv": ("csv",)}
 _ONLY = {"lists": ("youtube", "local"), "videos": ("local",), "csv": ("csv",), "classes": ("csv",)}
 
@@ -79,11 +81,11 @@ _ONLY = {"lists": ("youtube", "local"), "videos": ("local",), "csv": ("csv",), "
 def _check_dataset(name: str, spec: dict) -> None:
     """A dataset's source fits its name, and has the keys its source needs and no others."""
     source, where = spec["source"], f"config error at datasets.{name}"
-    if source == "synthetic" and name != "synthetic_music":
+    if source == "synthetic" and name != SYNTHETIC_DATASET:
         raise ConfigError(f"{where}.source: only synthetic_music is synthetic")
     if source in ("youtube", "local") and name not in LISTED:
         raise ConfigError(f"{where}.source: {source} needs one of {', '.join(LISTED)}")
-    if source == "csv" and name in (*LISTED, "synthetic_music"):
+    if source == "csv" and name in (*LISTED, SYNTHETIC_DATASET):
         raise ConfigError(f"{where}.source: csv datasets need a name of their own")
     for key in _NEEDS.get(source, ()):
         if not spec.get(key):

@@ -49,6 +49,7 @@ from torch.utils.data import Dataset
 
 from avmodels import media
 from avmodels.atomic import InputError
+from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
 
 EDGE_SECONDS = 3.0  # training frames keep at least this far from both ends of the clip
 VOLUME = (0.5, 1.5)  # training gain range
@@ -266,9 +267,9 @@ class AVDataset(Dataset):
         self,
         manifest: str | Path | pd.DataFrame,
         train: bool,
-        audio_samples: int = 65535,
-        image_size: int = 224,
-        resize_size: int = 246,
+        audio_samples: int = AUDIO_SAMPLES,
+        image_size: int = IMAGE_SIZE,
+        resize_size: int = RESIZE_SIZE,
         seed: int = 1234,
         *,
         root: str | Path | None = None,

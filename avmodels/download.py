@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 import re
 import shutil
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from avmodels import atomic, media
+from avmodels.lists import FAILURE_COLUMNS, valid_times
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ YOUTUBE_URL = "https://www.youtube.com/watch?v={id}"
 # yt-dlp's "worst" already means worst format with both audio and video; prefer >= 240p so
 # the 256 px frames are not upscaled from 144p, and merge separate streams as a last resort.
 DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/worstvideo+worstaudio"
-FAILURE_COLUMNS = ["clip_id", "youtube_id", "reason", "message"]
 REASONS = (
     "invalid id",  # not an 11-character YouTube ID, or an unsafe clip ID
     "malformed",  # a bad time range
@@ -224,9 +223,7 @@ def _check(clip: ClipSource) -> _Failure | None:
     if not CLIP_ID.fullmatch(clip.clip_id):
         return _Failure("invalid id", f"unsafe clip id: {clip.clip_id!r}")
     start, end = clip.start, clip.end
-    if (start is None) != (end is None) or (
-        start is not None and not (0 <= start < end and math.isfinite(end))
-    ):
+    if (start is None) != (end is None) or not valid_times(start, end):
         return _Failure("malformed", f"bad time range start={start} end={end}")
     return None
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +32,13 @@ from tqdm import tqdm
 from avmodels.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
 from avmodels.dataset import require_clips
 from avmodels.defenses import ExFMemModel
-from avmodels.metrics import MODES
+from avmodels.metrics import EVAL_COLUMNS, MODES
 from avmodels.model import AVModel, visual_eps
+from avmodels.settings import EvalSettings
 from avmodels.train import Manifest, make_loader, model_modalities, resolve_device, run_settings
 
 log = logging.getLogger(__name__)
 
-EVAL_COLUMNS = [
-    "dataset", "model", "defense", "attack", "eps", "mode",
-    "eps_audio", "eps_visual", "accuracy", "n_correct", "n",
-]  # fmt: skip
 #: Extra columns of an ExFMem model's evaluation -> key of ``ExFMemModel.solver_stats()``.
 SOLVER_COLUMNS = {
     "lasso_iterations": "max_iterations",
@@ -148,9 +145,8 @@ def _attacked_batches(
     modalities: Sequence[str],
     *,
     loss: LossFn | None,
-    steps: int,
+    settings: EvalSettings,
     attack_kwargs: Mapping | None,
-    data: Mapping,
     seed: int,
     device: str | torch.device | None,
     progress: bool,
@@ -160,11 +156,13 @@ def _attacked_batches(
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; valid: {', '.join(ATTACKS)}")
     dev = resolve_device(device)
+    data = {"batch_size": settings.batch_size, **asdict(settings.inputs)}
     loader = make_loader(manifest, train=False, seed=seed, **data)
     with run_settings(torch.get_num_threads(), True, dev):
         torch.manual_seed(seed)  # only a random start draws
         model.to(dev).eval()
-        kwargs = {**({} if attack == "fgsm" else {"steps": steps}), **(attack_kwargs or {})}
+        steps = {} if attack == "fgsm" else {"steps": settings.steps}
+        kwargs = {**steps, **(attack_kwargs or {})}
         attacker = Attacker(model, attack, budgets, loss, **kwargs)
         for batch in tqdm(loader, file=sys.stderr, disable=not progress, desc=desc):
             labels = batch["label"].to(dev)
@@ -176,17 +174,12 @@ def evaluate(
     manifest: Manifest,
     attack: str,
     eps: float,
+    settings: EvalSettings | None = None,
     *,
-    paper_budget: bool = True,
     modes: Sequence[str] = MODES,
-    batch_size: int = 16,
     loss: LossFn | None = None,
-    steps: int = 10,
     attack_kwargs: Mapping | None = None,
     inapplicable: str = "omit",
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
     dataset: str = "",
     model_name: str = "",
     defense: str = "none",
@@ -198,9 +191,11 @@ def evaluate(
 
     Arguments:
         model: an ``AVModel``, or a defended wrapper (``defenses.ExFMemModel``).
-        attack: a key of ``attacks.ATTACKS``; ``steps`` (and ``attack_kwargs``, e.g.
-            ``{"decay": 1.0}``) reach PGD and MIM.
-        paper_budget: image budget in the ImageNet-normalised space, as the paper's code.
+        attack: a key of ``attacks.ATTACKS``; ``settings.steps`` (and ``attack_kwargs``,
+            e.g. ``{"decay": 1.0}``) reach PGD and MIM.
+        settings: budget space (``paper_budget``: image budget in the ImageNet-normalised
+            space, as the paper's code), attack steps, batch size and input sizes; default
+            :class:`~avmodels.settings.EvalSettings` ().
         loss: the attacker's objective (default cross-entropy), e.g.
             ``defenses.adaptive_attack_loss("minsim")`` against a MinSim model.
         inapplicable: for a unimodal model, ``"omit"`` drops the modes that perturb an input
@@ -218,7 +213,8 @@ def evaluate(
     sample. A manifest without clips raises :class:`avmodels.dataset.EmptySplit`.
     """
     require_clips(manifest, "test", dataset)
-    budgets = _job_budgets(model, modes, eps, paper_budget, inapplicable)
+    settings = settings or EvalSettings()
+    budgets = _job_budgets(model, modes, eps, settings.paper_budget, inapplicable)
     if isinstance(model, ExFMemModel):
         model.reset_stats()
     by_key = {_key(b): b for b in budgets.values()}
@@ -226,10 +222,19 @@ def evaluate(
     shared = _shares_features(model)
     total = 0
     batches = _attacked_batches(
-        model, manifest, attack, by_key, model_modalities(model), loss=loss, steps=steps,
-        attack_kwargs=attack_kwargs, seed=seed, device=device, progress=progress,
-        desc=f"{attack} {eps:g}", data=_data(batch_size, audio_samples, image_size, resize_size),
-    )  # fmt: skip
+        model,
+        manifest,
+        attack,
+        by_key,
+        model_modalities(model),
+        loss=loss,
+        settings=settings,
+        attack_kwargs=attack_kwargs,
+        seed=seed,
+        device=device,
+        progress=progress,
+        desc=f"{attack} {eps:g}",
+    )
     for labels, advs in batches:
         keys = list(correct)
         logits = predict_sets(model, [advs[k] for k in keys], share_features=shared)
@@ -264,15 +269,6 @@ def evaluate(
 def correctness_string(hits: Tensor) -> str:
     """Per-clip correctness in test-clip order, "1" right and "0" wrong (column ``correct``)."""
     return "".join("1" if h else "0" for h in hits.tolist())
-
-
-def _data(batch_size: int, audio_samples: int, image_size: int, resize_size: int) -> dict:
-    return {
-        "batch_size": batch_size,
-        "audio_samples": audio_samples,
-        "image_size": image_size,
-        "resize_size": resize_size,
-    }
 
 
 def _nominal(mode: str, eps: float) -> dict[str, float]:
@@ -359,18 +355,13 @@ def evaluate_localization(
     manifest: Manifest,
     attack: str,
     eps: float,
+    settings: EvalSettings | None = None,
     *,
-    paper_budget: bool = True,
     modes: Sequence[str] = MODES,
-    batch_size: int = 16,
     loss: LossFn | None = None,
-    steps: int = 10,
     attack_kwargs: Mapping | None = None,
     limit: int | None = None,
     keep_frames: int = 8,
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
     seed: int = 1234,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -385,18 +376,26 @@ def evaluate_localization(
     """
     require_clips(manifest, "test")
     modes = ["clean", *(m for m in modes if m != "clean")]
-    budgets = mode_budgets(modes, eps, paper_budget)
+    settings = settings or EvalSettings()
+    budgets = mode_budgets(modes, eps, settings.paper_budget)
     maps: dict[str, list[Tensor]] = {m: [] for m in modes}
     preds: dict[str, list[Tensor]] = {m: [] for m in modes}
     frames: dict[str, list[Tensor]] = {m: [] for m in modes}
     labels: list[Tensor] = []
     batches = _attacked_batches(
-        model, spread_over_classes(manifest, limit), attack,
-        {_key(b): b for b in budgets.values()}, ("audio", "visual"), loss=loss, steps=steps,
-        attack_kwargs=attack_kwargs, seed=seed, device=device, progress=progress,
+        model,
+        spread_over_classes(manifest, limit),
+        attack,
+        {_key(b): b for b in budgets.values()},
+        ("audio", "visual"),
+        loss=loss,
+        settings=settings,
+        attack_kwargs=attack_kwargs,
+        seed=seed,
+        device=device,
+        progress=progress,
         desc=f"localization {attack} {eps:g}",
-        data=_data(batch_size, audio_samples, image_size, resize_size),
-    )  # fmt: skip
+    )
     kept = 0
     for y, advs in batches:
         take = max(0, min(keep_frames - kept, len(y)))
@@ -441,17 +440,12 @@ def feature_sets(
     manifest: Manifest,
     attack: str,
     eps: float,
+    settings: EvalSettings | None = None,
     *,
-    paper_budget: bool = True,
     modes: Sequence[str] = ("clean", "a", "v"),
-    batch_size: int = 16,
     loss: LossFn | None = None,
-    steps: int = 10,
     attack_kwargs: Mapping | None = None,
     limit: int | None = None,
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
     seed: int = 1234,
     device: str | torch.device | None = None,
     progress: bool = True,
@@ -465,16 +459,25 @@ def feature_sets(
     """
     require_clips(manifest, "test")
     modalities = model_modalities(model)
-    full = mode_budgets(modes, eps, paper_budget)
+    settings = settings or EvalSettings()
+    full = mode_budgets(modes, eps, settings.paper_budget)
     budgets = {m: _restrict(b, modalities) for m, b in full.items()}
     feats: dict[str, dict[str, list[Tensor]]] = {m: {k: [] for k in modalities} for m in modes}
     labels: list[Tensor] = []
     batches = _attacked_batches(
-        model, _limited(manifest, limit), attack, {_key(b): b for b in budgets.values()},
-        modalities, loss=loss, steps=steps, attack_kwargs=attack_kwargs, seed=seed,
-        device=device, progress=progress, desc=f"features {attack} {eps:g}",
-        data=_data(batch_size, audio_samples, image_size, resize_size),
-    )  # fmt: skip
+        model,
+        _limited(manifest, limit),
+        attack,
+        {_key(b): b for b in budgets.values()},
+        modalities,
+        loss=loss,
+        settings=settings,
+        attack_kwargs=attack_kwargs,
+        seed=seed,
+        device=device,
+        progress=progress,
+        desc=f"features {attack} {eps:g}",
+    )
     for y, advs in batches:
         for mode in modes:
             with torch.no_grad():

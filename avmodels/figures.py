@@ -27,16 +27,16 @@ from matplotlib.lines import Line2D
 from avmodels import atomic
 from avmodels.analysis_arrays import load_arrays
 from avmodels.paper import dataset_name
+from avmodels.registry import ATTACKS
 from avmodels.tables import as_evaluations
 
 log = logging.getLogger(__name__)
 
 RC = {"svg.hashsalt": "avmodels", "pdf.fonttype": 42, "font.size": 8, "axes.titlesize": 7}
 DPI = 150
-ATTACKS = ("fgsm", "pgd", "mim")
 MODES = ("clean", "a", "v", "av")
 MODE_TITLES = {"clean": "w/o attack", "a": "audio attack", "v": "visual attack", "av": "AV attack"}
-ATTACK_COLORS = {"fgsm": "tab:blue", "pgd": "tab:orange", "mim": "tab:green"}
+ATTACK_COLORS = dict(zip(ATTACKS, ("tab:blue", "tab:orange", "tab:green"), strict=True))
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
 

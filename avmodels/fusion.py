@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from avmodels import registry
+
 
 class SumFusion(nn.Module):
     """Sum (A.4): f_av = f_a + f_v."""
@@ -81,13 +83,13 @@ class GatedConcatFusion(nn.Module):
         return torch.cat([torch.sigmoid(f_a) * f_v, torch.sigmoid(f_v) * f_a], dim=1)  # (B, 2d)
 
 
-FUSIONS: dict[str, type[nn.Module]] = {
-    "sum": SumFusion,
-    "concat": ConcatFusion,
-    "film": FiLMFusion,
-    "gated_sum": GatedSumFusion,
-    "gated_concat": GatedConcatFusion,
-}
+FUSIONS: dict[str, type[nn.Module]] = dict(
+    zip(
+        registry.FUSIONS,
+        (SumFusion, ConcatFusion, FiLMFusion, GatedSumFusion, GatedConcatFusion),
+        strict=True,
+    )
+)
 
 
 def build_fusion(name: str, dim: int = 512) -> nn.Module:

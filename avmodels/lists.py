@@ -47,11 +47,11 @@ from pathlib import Path, PurePosixPath
 
 from avmodels import atomic
 from avmodels.classes import CLASSES
-from avmodels.fetch import download_verified
+from avmodels.fetch import download_verified, sha256_file
+from avmodels.registry import SPLITS
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 SPLIT_PRIORITY = ("test", "val", "train")  # the duplicate rule keeps an ID in the first of these
 
 # AVE ``Annotations.txt`` category -> class name used by the split CSVs.
@@ -75,6 +75,7 @@ NOT_IN_AUDIOSET = "not in AudioSet segment lists"
 BAD_TIME = "bad time in"
 RECORD_COLUMNS = ["clip_id", "dataset", "label", "youtube_id", "start", "end", "split"]
 EXCLUSION_COLUMNS = ["clip_id", "dataset", "split", "reason"]
+FAILURE_COLUMNS = ["clip_id", "youtube_id", "reason", "message"]  # clips a download gave up on
 _ID = re.compile(r"[A-Za-z0-9_-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -162,15 +163,6 @@ class ListFormatError(ValueError):
 
 
 # ---------------------------------------------------------------- checksums and download
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_digest(name: str, actual: str, expected: str | None) -> None:
@@ -292,13 +284,29 @@ def read_ave_annotations(path: str | Path) -> list[AveAnnotation]:
 BadRow = Callable[[str, str], None]  # (youtube_id, "file:line: what") of a skipped row
 
 
+def valid_times(start: float | None, end: float | None) -> bool:
+    """Whether ``[start, end)`` seconds is a usable clip range: ``0 <= start < end``, ``end``
+    finite; a side given as None is open (the start or the end of the video)."""
+    low = 0.0 if start is None else start
+    if end is None:
+        return math.isfinite(low) and low >= 0
+    return math.isfinite(end) and 0 <= low < end
+
+
+def clip_id_of(youtube_id: str, start: float | None, end: float | None) -> str:
+    """``ID_SSSSSSS_EEEEEEE`` (start/end in ms) for a time range, ``ID`` for a whole video."""
+    if start is None or end is None:
+        return youtube_id
+    return f"{youtube_id}_{round(start * 1000):07d}_{round(end * 1000):07d}"
+
+
 def _times(start: str | None, end: str | None) -> tuple[float, float] | None:
-    """(start, end) when both parse and ``0 <= start < end`` is finite, else None."""
+    """(start, end) when both parse and :func:`valid_times` accepts them, else None."""
     try:
         a, b = float(start), float(end)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return (a, b) if math.isfinite(b) and 0 <= a < b else None
+    return (a, b) if valid_times(a, b) else None
 
 
 def iter_kinetics_annotations(
@@ -378,15 +386,13 @@ class ClipRecord:
             raise ValueError(f"split must be one of {SPLITS}: {self.split!r}")
         if (self.start is None) != (self.end is None):
             raise ValueError(f"start and end must both be set or both None: {self}")
-        if self.start is not None and not (math.isfinite(self.end) and 0 <= self.start < self.end):
+        if not valid_times(self.start, self.end):
             raise ValueError(f"need 0 <= start < end: {self}")
 
     @property
     def clip_id(self) -> str:
         """``ID_SSSSSSS_EEEEEEE`` (start/end in ms) or just ``ID`` for a whole video."""
-        if self.start is None:
-            return self.youtube_id
-        return f"{self.youtube_id}_{round(self.start * 1000):07d}_{round(self.end * 1000):07d}"
+        return clip_id_of(self.youtube_id, self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -491,11 +497,7 @@ def _kinetics_resolver(lists: Mapping[str, Path], wanted: set[str]) -> Resolver:
 
 
 _RESOLVERS = {"music": _music_resolver, "ave": _ave_resolver, "kinetics_sounds": _kinetics_resolver}
-_REQUIRED = {
-    "music": {"train", "val", "test"},
-    "ave": {"annotations", "train", "val", "test"},
-    "kinetics_sounds": {"train", "val", "test"},
-}
+_REQUIRED = {"music": {*SPLITS}, "ave": {"annotations", *SPLITS}, "kinetics_sounds": {*SPLITS}}
 
 
 def _check_lists(dataset: str, lists: Mapping[str, Path], whole_videos: bool) -> None:

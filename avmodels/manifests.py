@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.lists import EXCLUSION_COLUMNS
+from avmodels.lists import EXCLUSION_COLUMNS, FAILURE_COLUMNS
 
 MANIFEST_COLUMNS = [
     "clip_id",
@@ -22,7 +22,6 @@ MANIFEST_COLUMNS = [
     "num_samples",
     "num_frames",
 ]
-FAILURE_COLUMNS = ["clip_id", "youtube_id", "reason", "message"]
 
 
 def _read(paths: Sequence[str | Path], columns: Sequence[str]) -> pd.DataFrame:

@@ -57,6 +57,7 @@ import numpy as np
 import soundfile as sf
 
 from avmodels.classes import CLASSES
+from avmodels.lists import valid_times
 
 logger = logging.getLogger(__name__)
 
@@ -433,7 +434,7 @@ def preprocess_clip(
     """
     video = Path(video_path)
     out_dir = Path(os.path.abspath(out_dir))  # "." and ".." name real folders
-    if start is not None and start < 0 or end is not None and end <= (start or 0.0):
+    if not valid_times(start, end):
         raise ValueError(f"need 0 <= start < end, got start={start}, end={end}")
     check_target(out_dir)
     cwd = Path.cwd().resolve()

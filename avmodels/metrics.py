@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # torch is not imported by the table and figure jobs
     from torch import Tensor
 
 MODES = ("clean", "a", "v", "av")
+#: Columns of an evaluation file: one row per attack mode of one model, defense, attack, budget.
+EVAL_COLUMNS = [
+    "dataset", "model", "defense", "attack", "eps", "mode",
+    "eps_audio", "eps_visual", "accuracy", "n_correct", "n",
+]  # fmt: skip
 
 
 def accuracy(logits: Tensor, labels: Tensor) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from avmodels.registry import ATTACKS
+from avmodels.settings import AttackSettings
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
@@ -47,14 +49,10 @@ def _models(config: dict, key: str) -> list[str]:
     return [m for m in config["evaluation"].get(key, default) if m in config["variants"]]
 
 
-ATTACK_DEFAULTS = {"adaptive": True, "paper_budget": True, "steps": 10, "batch_size": 16}
-
-
 def attack_settings(config: dict) -> dict[str, Any]:
     """The ``evaluation`` keys that shape an attack, defaults filled in (not which budgets
     or models run: a job's parameters hold only what changes its result)."""
-    ev = config["evaluation"]
-    return {key: ev.get(key, default) for key, default in ATTACK_DEFAULTS.items()}
+    return asdict(AttackSettings.from_config(config["evaluation"]))
 
 
 def _row_roles(spec, row) -> set[str]:
@@ -87,7 +85,7 @@ def table_evaluations(config: dict, table: str, dataset: str) -> list[EvalKey]:
         method = METHODS[row.method]
         if method.model not in config["variants"]:
             continue
-        attack = row.attack if row.attack in ("fgsm", "pgd", "mim") else ev["attacks"][0]
+        attack = row.attack if row.attack in ATTACKS else ev["attacks"][0]
         for role in _row_roles(spec, row):
             eps = fmt_eps(ev["table_budgets"][role])
             keys.add(EvalKey(dataset, method.model, method.defense, attack, eps))

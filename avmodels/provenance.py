@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from avmodels.fetch import sha256_file
+
 RECORD_SUFFIX = ".prov.json"
 UNHASHED = {".snakemake_timestamp"}  # Snakemake's own marker in directory outputs
 
@@ -34,7 +36,4 @@ def file_hash(path: str | Path) -> str:
         for child in sorted(children):
             digest.update(f"{child.relative_to(path)}:{file_hash(child)}\n".encode())
         return digest.hexdigest()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

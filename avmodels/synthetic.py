@@ -48,10 +48,10 @@ from scipy.signal import lfilter
 from avmodels.classes import SYNTHETIC_CLASSES
 from avmodels.classes import SYNTHETIC_DATASET as DATASET
 from avmodels.data import ClipRecord, write_records
+from avmodels.registry import SPLITS
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 DEFAULT_COUNTS = {"train": 20, "val": 6, "test": 10}
 DEFAULT_DURATION = (5.0, 7.0)  # seconds, uniform per clip
 DEFAULT_SIZE = (96, 96)  # frame width, height

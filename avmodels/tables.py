@@ -28,7 +28,12 @@ import numpy as np
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.metrics import attack_average, average_with_clean, relative_improvement
+from avmodels.metrics import (
+    EVAL_COLUMNS,
+    attack_average,
+    average_with_clean,
+    relative_improvement,
+)
 from avmodels.paper import (
     dataset_name,
     paper_caption,
@@ -54,10 +59,6 @@ from avmodels.table_specs.base import (  # noqa: F401 (re-exported for callers)
 
 log = logging.getLogger(__name__)
 
-EVAL_COLUMNS = [
-    "dataset", "model", "defense", "attack", "eps", "mode",
-    "eps_audio", "eps_visual", "accuracy", "n_correct", "n",
-]  # fmt: skip
 CELL_COLUMNS = [
     "table", "dataset", "attack", "method", "column", "ours", "paper", "delta",
     "source_record", "paper_dataset", "note",
@@ -67,7 +68,7 @@ CELL_COLUMNS = [
 DEFAULT_BUDGETS = {"single": 0.012, "multi": 0.006}
 MISSING = "—"
 UNIMODAL_MARK = "†"
-ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "mim": "MIM", "none": "clean only"}
+ATTACK_NAMES = {**{name: name.upper() for name in ATTACKS}, "none": "clean only"}
 
 
 TABLES: dict[str, TableSpec] = {name: load_spec(name) for name in TABLE_NAMES}

@@ -38,6 +38,7 @@ from avmodels import atomic, defenses, devices
 from avmodels.dataset import AVDataset, require_clips
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
+from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,9 @@ class TrainConfig:
     loss: str = "ce"  # a key of defenses.TRAINING_LOSSES: "ce", "minsim", "maxsim", "pcl"
     loss_weight: float = 1.0  # weight of the defense term added to cross-entropy
     threads: int = 1  # torch CPU threads
-    audio_samples: int = 65535
-    image_size: int = 224
-    resize_size: int = 246
+    audio_samples: int = AUDIO_SAMPLES
+    image_size: int = IMAGE_SIZE
+    resize_size: int = RESIZE_SIZE
     num_workers: int | None = None  # DataLoader workers; None: loader_workers(threads, device)
     deterministic: bool = True  # torch.use_deterministic_algorithms during the run
 
@@ -120,9 +121,9 @@ def make_loader(
     *,
     train: bool,
     batch_size: int,
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
+    audio_samples: int = AUDIO_SAMPLES,
+    image_size: int = IMAGE_SIZE,
+    resize_size: int = RESIZE_SIZE,
     seed: int = 1234,
     num_workers: int = 0,
     pin_memory: bool = False,
@@ -526,9 +527,9 @@ def extract_features(
     manifest: Manifest,
     *,
     batch_size: int = 32,
-    audio_samples: int = 65535,
-    image_size: int = 224,
-    resize_size: int = 246,
+    audio_samples: int = AUDIO_SAMPLES,
+    image_size: int = IMAGE_SIZE,
+    resize_size: int = RESIZE_SIZE,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Tensor], Tensor]:

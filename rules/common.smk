@@ -14,6 +14,7 @@ from avmodels.local import csv_classes
 from avmodels.jobs import failed_attempts
 from avmodels.codehash import rule_code_hash, table_code_hash
 from avmodels import weights
+from avmodels.registry import ATTACKS, DEFENSES, SPLITS
 
 check_config(config, load_schema(ROOT / "config" / "config.schema.yaml"))
 
@@ -25,7 +26,6 @@ OWN = [d for d in DATASETS if config["datasets"][d]["source"] == "csv"]
 for _ds in OWN:
     if not Path(config["datasets"][_ds]["csv"]).is_file():
         raise ConfigError(f"config error at datasets.{_ds}.csv: no such file")
-SPLITS = ["train", "val", "test"]
 # the `inputs` keys a model reads (frame_short_side is preprocessing's alone)
 MODEL_INPUTS = ("audio_samples", "image_size", "resize_size")
 
@@ -44,8 +44,8 @@ def alternatives(names):
 wildcard_constraints:
     dataset=alternatives(DATASETS),
     model=alternatives(config["variants"]),
-    defense="none|exfmem",
-    attack="fgsm|pgd|mim",
+    defense=alternatives(DEFENSES),
+    attack=alternatives(ATTACKS),
     eps=r"[0-9.e-]+",
     shard=r"\d+",
     table=alternatives(plan.TABLES),

@@ -263,6 +263,25 @@ def test_pgd_one_step_of_eps_is_fgsm():
     assert all(torch.equal(pgd[k], fgsm[k]) for k in x)
 
 
+@pytest.mark.parametrize("cls", [PGD, MIM])
+def test_plain_float_alpha_applies_to_every_attacked_input(cls):
+    model = ToyAV(16)
+    x, y = make_inputs(2, 16, 6), labels_for(2)
+    eps = {"audio": 0.04, "visual": 0.04}
+    plain = cls(model, eps=eps, steps=3, alpha=0.01)(x, y)
+    per_input = cls(model, eps=eps, steps=3, alpha={"audio": 0.01, "visual": 0.01})(x, y)
+    default = cls(model, eps=eps, steps=3)(x, y)  # eps / 8 = 0.005 differs from 0.01
+    assert all(torch.equal(plain[k], per_input[k]) for k in x)
+    assert any(not torch.equal(plain[k], default[k]) for k in x)
+    assert "alpha=0.01" in repr(cls(model, eps=eps, alpha=0.01))
+
+
+@pytest.mark.parametrize("alpha", [{"audio": -0.01}, -0.01])
+def test_negative_alpha_is_refused(alpha):
+    with pytest.raises(ValueError, match="negative budget"):
+        PGD(ToyAV(16), eps={"audio": 0.1}, alpha=alpha)
+
+
 def test_mim_without_momentum_is_pgd():
     model = ToyAV(16)
     x, y = make_inputs(2, 16, 6), labels_for(2)

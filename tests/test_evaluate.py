@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,19 @@ from avmodels.evaluate import (
     mode_budgets,
 )
 from avmodels.model import IMAGENET_STD, ModelConfig, build_model, load_checkpoint
+from avmodels.settings import EvalSettings, InputSettings
 from avmodels.train import extract_features, train
 
 # A budget the easy set cannot withstand: a quarter of the pixel range and of the waveform's
 # (the test tone's peak is 1/8), so attacking both inputs flips clips on any machine.
 EPS = 0.25
-DATA = {"audio_samples": 4096, "image_size": 32, "resize_size": 36, "progress": False}
+INPUTS = InputSettings(audio_samples=4096, image_size=32, resize_size=36)
+DATA = {"progress": False}
+
+
+def settings(**changes) -> EvalSettings:
+    """The tests' evaluation settings: tiny inputs, ``changes`` over the defaults."""
+    return EvalSettings(inputs=INPUTS, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +56,10 @@ def trained(manifests, tmp_path_factory):
 
 @pytest.mark.parametrize("attack", ["fgsm", "pgd", "mim"])
 def test_rows_and_attacked_accuracy(trained, manifests, attack):
+    job = settings(paper_budget=False, batch_size=3, steps=3)
     rows = evaluate(
-        trained, manifests["test"], attack, EPS, paper_budget=False, batch_size=3, steps=3,
-        dataset="tiny", model_name="concat", **DATA,
-    )  # fmt: skip
+        trained, manifests["test"], attack, EPS, job, dataset="tiny", model_name="concat", **DATA
+    )
     assert list(rows.columns) == [*EVAL_COLUMNS, "correct"]
     assert rows["mode"].tolist() == ["clean", "a", "v", "av"]
     assert [c.count("1") for c in rows["correct"]] == rows["n_correct"].tolist()
@@ -71,9 +79,9 @@ def test_rows_and_attacked_accuracy(trained, manifests, attack):
 
 
 def test_evaluation_is_deterministic(trained, manifests):
-    kwargs = {"paper_budget": True, "batch_size": 4, "steps": 2, **DATA}
-    first = evaluate(trained, manifests["test"], "pgd", 0.02, **kwargs)
-    second = evaluate(trained, manifests["test"], "pgd", 0.02, **kwargs)
+    job = settings(paper_budget=True, batch_size=4, steps=2)
+    first = evaluate(trained, manifests["test"], "pgd", 0.02, job, **DATA)
+    second = evaluate(trained, manifests["test"], "pgd", 0.02, job, **DATA)
     pd.testing.assert_frame_equal(first, second)
 
 
@@ -84,10 +92,10 @@ def test_evaluation_is_deterministic(trained, manifests):
 def test_unimodal_modes(manifests, variant, omit, score):
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant=variant, num_classes=2))
-    kwargs = {"batch_size": 4, **DATA}
-    rows = evaluate(model, manifests["test"], "fgsm", 0.01, **kwargs)
+    job = settings(batch_size=4)
+    rows = evaluate(model, manifests["test"], "fgsm", 0.01, job, **DATA)
     assert rows["mode"].tolist() == omit
-    rows = evaluate(model, manifests["test"], "fgsm", 0.01, inapplicable="score", **kwargs)
+    rows = evaluate(model, manifests["test"], "fgsm", 0.01, job, inapplicable="score", **DATA)
     assert rows["mode"].tolist() == score
     acc = rows.set_index("mode")["accuracy"]
     unseen = "v" if variant == "audio" else "a"  # the perturbation never reaches the model
@@ -113,17 +121,17 @@ def test_custom_loss_reaches_the_attack(trained, manifests):
         calls.append(sorted(inputs))
         return torch.nn.functional.cross_entropy(model(**inputs), labels)
 
-    evaluate(trained, manifests["test"], "pgd", 0.01, modes=("av",), loss=loss, steps=2,
-             batch_size=4, **DATA)  # fmt: skip
+    job = settings(steps=2, batch_size=4)
+    evaluate(trained, manifests["test"], "pgd", 0.01, job, modes=("av",), loss=loss, **DATA)
     assert calls == [["audio", "visual"]] * 2
 
 
 def test_defended_model(trained, manifests):
-    feats, _ = extract_features(trained, manifests["train"], batch_size=4, **DATA)
+    feats, _ = extract_features(trained, manifests["train"], batch_size=4, **asdict(INPUTS), **DATA)
     banks = defenses.build_memory_banks(feats, size=6, seed=0)
     defended = defenses.ExFMemModel(trained, banks, max_iter=50)
     rows = evaluate(
-        defended, manifests["test"], "fgsm", 0.02, batch_size=4, defense="exfmem",
+        defended, manifests["test"], "fgsm", 0.02, settings(batch_size=4), defense="exfmem",
         loss=defenses.adaptive_attack_loss("minsim"), **DATA,
     )  # fmt: skip
     assert rows["mode"].tolist() == ["clean", "a", "v", "av"]
@@ -151,8 +159,8 @@ def test_localization(manifests):
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant="localization", num_classes=2, visual_output_stride=8))
     result = evaluate_localization(
-        model, manifests["test"], "fgsm", 0.05, paper_budget=False, batch_size=3, keep_frames=2,
-        **DATA,
+        model, manifests["test"], "fgsm", 0.05, settings(paper_budget=False, batch_size=3),
+        keep_frames=2, **DATA,
     )  # fmt: skip
     assert list(result.summary.columns) == LOCALIZATION_COLUMNS
     assert result.summary["mode"].tolist() == ["clean", "a", "v", "av"]
@@ -171,8 +179,8 @@ def test_localization(manifests):
 
 def test_feature_sets(trained, manifests):
     feats, labels = feature_sets(
-        trained, manifests["test"], "fgsm", 0.05, paper_budget=False, limit=3, batch_size=2,
-        **DATA,
+        trained, manifests["test"], "fgsm", 0.05, settings(paper_budget=False, batch_size=2),
+        limit=3, **DATA,
     )  # fmt: skip
     assert set(feats) == {"clean", "a", "v"} and labels.tolist() == [0, 0, 1]
     for mode in feats:

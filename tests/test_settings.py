@@ -22,6 +22,7 @@ from avmodels.evaluate import evaluate_localization, spread_over_classes
 from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.nets import VisualNet
 from avmodels.plan import analysis_datasets, variant_settings
+from avmodels.settings import EvalSettings, InputSettings
 
 PRESETS = ("config.yaml", "config/tiny.yaml", "config/paper.yaml")
 
@@ -198,8 +199,9 @@ def test_localization_examples_span_the_classes(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant="localization", num_classes=3, visual_output_stride=8))
     result = evaluate_localization(
-        model, manifest, "fgsm", 0.02, paper_budget=False, limit=3, keep_frames=3,
-        audio_samples=2048, image_size=16, resize_size=16, progress=False,
+        model, manifest, "fgsm", 0.02,
+        EvalSettings(paper_budget=False, inputs=InputSettings(2048, 16, 16)),
+        limit=3, keep_frames=3, progress=False,
     )  # fmt: skip
     assert sorted(result.labels.tolist()) == [0, 1, 2]
     assert result.frames["clean"].shape[0] == 3

@@ -10,9 +10,13 @@ from avmodels.analysis_arrays import save_tsne_npz
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import feature_sets, tsne_streams
 from avmodels.jobs import job
+from avmodels.settings import EvalSettings, InputSettings
 
 analysis = snakemake.params.analysis
-inputs = snakemake.params.inputs
+settings = EvalSettings(
+    paper_budget=snakemake.params.paper_budget,
+    inputs=InputSettings.from_config(snakemake.params.inputs),
+)
 with job(snakemake):
     features = {}
     for name, path in (("concat", snakemake.input.plain), ("minsim", snakemake.input.minsim)):
@@ -22,12 +26,9 @@ with job(snakemake):
             snakemake.input.manifest,
             analysis["tsne_attack"],
             analysis["tsne_budget"],
-            paper_budget=snakemake.params.paper_budget,
+            settings,
             loss=loss,
             limit=analysis["tsne_samples"],
-            audio_samples=inputs["audio_samples"],
-            image_size=inputs["image_size"],
-            resize_size=inputs["resize_size"],
         )
         features[name] = {k: v.numpy() for k, v in tsne_streams(sets).items()}
     save_tsne_npz(snakemake.output[0], features, labels.numpy(), snakemake.params.classes)

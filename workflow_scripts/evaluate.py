@@ -6,9 +6,9 @@ from avmodels import atomic
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job
+from avmodels.settings import EvalSettings
 
 ev = snakemake.params.evaluation
-inputs = snakemake.params.inputs
 wc = snakemake.wildcards
 
 
@@ -29,13 +29,8 @@ with job(snakemake, on_error=mark_failed) as log:
         snakemake.input.manifest,
         wc.attack,
         float(wc.eps),
-        paper_budget=ev["paper_budget"],
-        batch_size=ev["batch_size"],
-        steps=ev["steps"],
+        EvalSettings.from_config(ev, snakemake.params.inputs),
         loss=loss,
-        audio_samples=inputs["audio_samples"],
-        image_size=inputs["image_size"],
-        resize_size=inputs["resize_size"],
         dataset=wc.dataset,
         model_name=wc.model,
         defense=wc.defense,

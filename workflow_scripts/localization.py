@@ -6,9 +6,13 @@ from avmodels.analysis_arrays import save_localization_npz
 from avmodels.evaluate import evaluate_localization
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
+from avmodels.settings import EvalSettings, InputSettings
 
 analysis = snakemake.params.analysis
-inputs = snakemake.params.inputs
+settings = EvalSettings(
+    paper_budget=snakemake.params.paper_budget,
+    inputs=InputSettings.from_config(snakemake.params.inputs),
+)
 with job(snakemake) as log:
     model, _ = load_checkpoint(snakemake.input.checkpoint)
     result = evaluate_localization(
@@ -16,12 +20,9 @@ with job(snakemake) as log:
         snakemake.input.manifest,
         analysis["attack"],
         analysis["budget"],
-        paper_budget=snakemake.params.paper_budget,
+        settings,
         limit=analysis["localization_samples"],
         keep_frames=analysis["localization_samples"],
-        audio_samples=inputs["audio_samples"],
-        image_size=inputs["image_size"],
-        resize_size=inputs["resize_size"],
     )
     save_localization_npz(
         snakemake.output[0],

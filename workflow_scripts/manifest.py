@@ -4,13 +4,14 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels.jobs import job
 from avmodels.manifests import merge_manifests
+from avmodels.registry import SPLITS
 
 with job(snakemake) as log:
     counts = merge_manifests(
         manifests=snakemake.input.manifests,
         exclusions=[*snakemake.input.list_exclusions, *snakemake.input.exclusions],
         failures=snakemake.input.failures,
-        outputs={split: snakemake.output[split] for split in ("train", "val", "test")},
+        outputs={split: snakemake.output[split] for split in SPLITS},
         exclusions_out=snakemake.output.exclusions,
     )
     log.info("clips per split: %s", counts)

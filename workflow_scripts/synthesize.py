@@ -7,7 +7,8 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
 from avmodels.jobs import job
-from avmodels.lists import write_exclusions
+from avmodels.lists import FAILURE_COLUMNS, write_exclusions
+from avmodels.registry import SPLITS
 from avmodels.synthetic import Difficulty, generate
 
 settings = dict(snakemake.params.settings)
@@ -15,7 +16,7 @@ out = snakemake.output
 with job(snakemake, seed=settings.get("seed", 0)) as log:
     staging = Path(out.videos).parent / "synthetic.staging"
     shutil.rmtree(staging, ignore_errors=True)
-    counts = {split: settings[split] for split in ("train", "val", "test") if split in settings}
+    counts = {split: settings[split] for split in SPLITS if split in settings}
     records = generate(
         staging,
         counts or None,
@@ -28,5 +29,5 @@ with job(snakemake, seed=settings.get("seed", 0)) as log:
     (staging / "records.csv").rename(out.records)
     shutil.rmtree(staging)
     write_exclusions(out.exclusions, [])
-    atomic.write_text(out.failures, "clip_id,youtube_id,reason,message\n")
+    atomic.write_text(out.failures, ",".join(FAILURE_COLUMNS) + "\n")
     log.info("rendered %d clips", len(records))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from avmodels.registry import ATTACKS, FUSIONS  # noqa: F401 (the rows' names, re-exported)
+
 
 @dataclass(frozen=True)
 class Method:
@@ -86,8 +88,6 @@ def standard_columns(single: str, derived: Sequence[Column]) -> tuple[Column, ..
 AVG = Column("avg", "Avg", derived="avg")
 AVG_CLEAN = Column("avg_clean", "Avg (with clean)", derived="avg_clean")
 RI = Column("ri", "RI", derived="ri")
-ATTACKS = ("fgsm", "pgd", "mim")
-FUSIONS = ("sum", "concat", "film", "gated_sum", "gated_concat")
 DEFENSES = (
     "none",
     "unimodal_a",
