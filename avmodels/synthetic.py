@@ -48,7 +48,7 @@ from scipy.signal import lfilter
 
 from avmodels.classes import SYNTHETIC_CLASSES
 from avmodels.classes import SYNTHETIC_DATASET as DATASET
-from avmodels.data import ClipRecord, write_records
+from avmodels.lists import ClipRecord, write_records
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,84 @@
+"""Each workflow job imports only the heavy packages its step uses.
+
+A job is a fresh interpreter: every package its script imports at the top (directly or through
+``avmodels``) is paid by every job of its rule before the step starts. The check runs each
+script's own import statements in a subprocess and reads ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow_scripts"
+#: Packages costing a noticeable part of a job's start-up, by top-level name.
+HEAVY = {
+    "torch", "torchvision", "torchaudio", "pandas", "scipy", "sklearn", "matplotlib", "PIL",
+    "yt_dlp",
+}  # fmt: skip
+NETWORKS = {"torch", "pandas"}  # steps running networks read manifests and write CSVs
+FIGURES = {"matplotlib", "PIL", "pandas"}  # PIL comes with matplotlib
+#: Heavy packages each step may import when it starts; all others stay out.
+ALLOWED: dict[str, set[str]] = {
+    "train": NETWORKS,
+    "evaluate": NETWORKS,
+    "finetune": NETWORKS,
+    "memory_bank": NETWORKS,
+    "localization": NETWORKS,
+    "embeddings": NETWORKS,
+    "budget_figure": FIGURES,
+    "localization_figure": FIGURES,
+    "tsne_figure": FIGURES,  # scikit-learn only inside the t-SNE call
+    "table": {"pandas"},
+    "findings": {"pandas"},
+    "manifest": {"pandas"},
+    "preprocess": {"pandas"},
+    "preprocess_local": {"pandas"},
+    "synthesize": {"scipy"},
+    "download": set(),  # yt-dlp only when a clip is fetched
+    "fetch_list": set(),
+    "list_records": set(),
+    "local_sources": set(),
+    "own_sources": set(),
+    "visual_weights": set(),
+}
+
+
+def import_lines(script: Path) -> list[str]:
+    """The script's top-level import statements, as source."""
+    tree = ast.parse(script.read_text())
+    return [ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def heavy_imports(lines: list[str]) -> set[str]:
+    """Heavy packages in ``sys.modules`` of a fresh interpreter after running ``lines``."""
+    probe = "import json, sys; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    code = "\n".join([*lines, probe])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr.strip().splitlines()[-1:]
+    return set(json.loads(out.stdout.splitlines()[-1])) & HEAVY
+
+
+def test_every_script_is_listed():
+    assert {p.stem for p in SCRIPTS.glob("*.py")} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("step", sorted(ALLOWED))
+def test_job_imports_only_what_its_step_uses(step):
+    found = heavy_imports(import_lines(SCRIPTS / f"{step}.py"))
+    assert found <= ALLOWED[step], f"{step} imports {sorted(found - ALLOWED[step])} at start-up"
+
+
+def test_probe_sees_a_heavy_import():
+    """The check can fail: a script importing scikit-learn is caught."""
+    assert heavy_imports(["import sklearn.manifold"]) >= {"sklearn"}
+
+
+def test_metrics_import_no_torch():
+    """The table metrics are plain arithmetic on percentages."""
+    assert heavy_imports(["import avmodels.metrics", "import avmodels.tables"]) <= {"pandas"}
