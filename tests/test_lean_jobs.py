@@ -8,6 +8,7 @@ script's own import statements in a subprocess and reads ``sys.modules``.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -82,3 +83,15 @@ def test_probe_sees_a_heavy_import():
 def test_metrics_import_no_torch():
     """The table metrics are plain arithmetic on percentages."""
     assert heavy_imports(["import avmodels.metrics", "import avmodels.tables"]) <= {"pandas"}
+
+
+def test_startup_bench_runs_a_job_to_its_entry():
+    """bench/startup.py writes Snakemake's own preamble and stamps each stage in order."""
+    path = SCRIPTS.parent / "bench" / "startup.py"
+    spec = importlib.util.spec_from_file_location("bench_startup", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    runs = bench.measure(("fetch_list",), reps=1)["fetch_list"]
+    walls = [runs[0][stage][0] for stage in bench.STAGES]
+    assert walls == sorted(walls) and walls[0] > 0
+    assert "snakemake preamble start" in bench.preamble("fetch_list", Path("/nonexistent"))
