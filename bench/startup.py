@@ -13,7 +13,12 @@ stage:
 - interpreter: from the shell's spawn to the script's first line;
 - preamble: Snakemake's preamble;
 - imports: the step's imports;
-- job entry: :func:`avmodels.jobs.job` up to its ``yield``.
+- job entry: :func:`avmodels.jobs.job` up to its ``yield``;
+
+and, on the way out (with no outputs to hash, as the step did no work):
+
+- job exit: the harness's provenance record;
+- process exit: the interpreter's shutdown (CPU: the whole process tree, shell included).
 
 Figures: per-job start-up (spawn to job entry), median wall seconds over the repetitions,
 target <= 2.5 s, for ``train`` and ``evaluate``; the CPU seconds of the same runs beside
@@ -30,6 +35,7 @@ import ast
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +51,7 @@ from snakemake.sourcecache import LocalSourceFile
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ("train", "evaluate")
 TARGET = 2.5
-STAGES = ("interpreter", "preamble", "imports", "job entry")
+STAGES = ("interpreter", "preamble", "imports", "job entry", "job exit", "process exit")
 MARK = "__marks.append((%r, __time.time(), __time.process_time()))"
 
 
@@ -86,6 +92,7 @@ def job_script(step: str, work: Path) -> Path:
         "from avmodels.jobs import job as __job",
         "with __job(snakemake):",
         "    " + MARK % "job entry",
+        MARK % "job exit",
         "import json as __json; print(__json.dumps(__marks))",
     ]
     path = work / f"tmp.{step}.py"
@@ -102,6 +109,7 @@ def _env() -> dict[str, str]:
 
 def one_run(script: Path) -> dict[str, tuple[float, float]]:
     """Stage -> (wall s since the spawn, CPU s of the job) for one run of ``script``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     spawned = time.time()
     out = subprocess.run(
         ["/bin/bash", "-c", f"{sys.executable} {script}"],
@@ -109,8 +117,12 @@ def one_run(script: Path) -> dict[str, tuple[float, float]]:
     )  # fmt: skip
     if out.returncode:
         raise RuntimeError(f"{script.name} failed: {out.stderr.strip().splitlines()[-1]}")
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(getattr(after, f) - getattr(before, f) for f in ("ru_utime", "ru_stime"))
     marks = json.loads(out.stdout.strip().splitlines()[-1])
-    return {stage: (stamp - spawned, cpu) for stage, stamp, cpu in marks}
+    stages = {stage: (stamp - spawned, cpu) for stage, stamp, cpu in marks}
+    return stages | {"process exit": (ended - spawned, cpu)}
 
 
 def measure(steps: tuple[str, ...], reps: int) -> dict[str, list[dict]]:
@@ -174,16 +186,20 @@ def section(runs: dict[str, list[dict]], reps: int, load: tuple[str, str]) -> di
         f"interleaved runs per step after one warm-up; load average {load[0]} before, "
         f"{load[1]} after, on {os.cpu_count()} cores). Each run is the file Snakemake "
         "writes for the job (the installed Snakemake's own preamble), the step's import "
-        "statements and the job harness's entry, started through a shell as Snakemake "
-        "starts it; cumulative medians, wall seconds since the spawn and the job's CPU "
-        "seconds. On a loaded machine the wall times include waiting for a core.",
+        "statements and the job harness with no work inside, started through a shell as "
+        "Snakemake starts it; cumulative medians, wall seconds since the spawn and the job's "
+        "CPU seconds (at process exit: the shell and the interpreter together). Start-up is "
+        "the job entry column; the columns after it are the finishing side of a job (no "
+        "outputs to hash here). On a loaded machine the wall times include waiting for a core.",
         "",
-        "| step | " + " | ".join(f"{s} wall s" for s in STAGES) + " | job entry CPU s |",
-        "|---|" + "---:|" * (len(STAGES) + 1),
+        "| step | " + " | ".join(f"{s} wall s" for s in STAGES) + " | job entry CPU s "
+        "| process exit CPU s |",
+        "|---|" + "---:|" * (len(STAGES) + 2),
     ]
     for step, rs in runs.items():
         walls = " | ".join(f"{_median(rs, s, 0):.2f}" for s in STAGES)
-        lines.append(f"| {step} | {walls} | {_median(rs, 'job entry', 1):.2f} |")
+        cpus = " | ".join(f"{_median(rs, s, 1):.2f}" for s in ("job entry", "process exit"))
+        lines.append(f"| {step} | {walls} | {cpus} |")
     return {"title": "Job start-up", "body": "\n".join(lines)}
 
 
