@@ -24,6 +24,8 @@ Figures: per-job start-up (spawn to job entry), median wall seconds over the rep
 target <= 2.5 s, for ``train`` and ``evaluate``; the CPU seconds of the same runs beside
 them (what the job itself burns, which other processes on a shared machine do not inflate).
 The runs of the steps are interleaved. The load average before and after is reported.
+Beside them, informative: the CPU seconds of the train step's first ``torch.optim.SGD``,
+which imports ``torch._dynamo`` inside torch (a cost inside the step's work, not start-up).
 
     python bench/startup.py [--quick] [--reps N]
 """
@@ -164,6 +166,33 @@ def profile(row: dict, quick: bool) -> str:
     )
 
 
+OPTIMIZER_CODE = """
+import sys, time, torch
+import avmodels.train
+before = len(sys.modules)
+start = time.process_time()
+torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+print(time.process_time() - start, len(sys.modules) - before, "torch._dynamo" in sys.modules)
+"""
+
+
+def optimizer_import(reps: int) -> dict:
+    """The train step's first ``torch.optim.SGD``: CPU s and the modules it imports (median)."""
+    runs = []
+    for _ in range(reps):
+        out = subprocess.run(
+            [sys.executable, "-c", OPTIMIZER_CODE], cwd=REPO, env=_env(), capture_output=True,
+            text=True, check=True,
+        )  # fmt: skip
+        cpu, modules, dynamo = out.stdout.split()
+        runs.append((float(cpu), int(modules), dynamo == "True"))
+    return {
+        "cpu_s": round(statistics.median(r[0] for r in runs), 2),
+        "modules": int(statistics.median(r[1] for r in runs)),
+        "dynamo": all(r[2] for r in runs),
+    }
+
+
 def _load() -> str:
     return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -217,6 +246,10 @@ def run(quick: bool = False, reps: int | None = None) -> list[dict]:
                          wall, TARGET, cpu_s=cpu, imports_wall_s=round(imports, 2),
                          load=f"{load[0]} before, {load[1]} after"))  # fmt: skip
         rows.append(_row(f"  {step} job start-up, CPU s of the job (median of {reps})", cpu))
+    sgd = optimizer_import(max(reps // 2, 1))
+    rows.append(_row("train step, inside its work: the first torch.optim.SGD, CPU s (torch "
+                     f"imports {sgd['modules']} modules{', torch._dynamo' * sgd['dynamo']})",
+                     sgd["cpu_s"]))  # fmt: skip
     rows[0]["section"] = section(runs, reps, load)
     return rows
 
