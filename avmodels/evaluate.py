@@ -52,6 +52,13 @@ ATTACKED = {"clean": (), "a": ("audio",), "v": ("visual",), "av": ("audio", "vis
 Budget = dict[str, float | Tensor]
 
 
+def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Percent of samples whose arg-max logit is the label; logits (B, C), labels (B,)."""
+    if labels.numel() == 0:
+        raise ValueError("accuracy of an empty batch")
+    return 100.0 * float((logits.argmax(dim=1) == labels).float().mean())
+
+
 def mode_budgets(modes: Sequence[str], eps: float, paper_budget: bool) -> dict[str, Budget]:
     """Per-input L-inf budgets (raw input units) of each attack mode.
 

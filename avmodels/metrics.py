@@ -1,4 +1,4 @@
-"""Accuracy and the summary metrics of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.6.
+"""The summary metrics of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.6.
 
 All values are percentages. The attack modes are clean inputs and attacks on the audio only,
 the visual only and both (the paper's columns 3AV, 7A, 7V, 7AV).
@@ -12,10 +12,6 @@ the visual only and both (the paper's columns 3AV, 7A, 7V, 7AV).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # torch is not imported by the table and figure jobs
-    from torch import Tensor
 
 MODES = ("clean", "a", "v", "av")
 #: Columns of an evaluation file: one row per attack mode of one model, defense, attack, budget.
@@ -23,13 +19,6 @@ EVAL_COLUMNS = [
     "dataset", "model", "defense", "attack", "eps", "mode",
     "eps_audio", "eps_visual", "accuracy", "n_correct", "n",
 ]  # fmt: skip
-
-
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Percent of samples whose arg-max logit is the label; logits (B, C), labels (B,)."""
-    if labels.numel() == 0:
-        raise ValueError("accuracy of an empty batch")
-    return 100.0 * float((logits.argmax(dim=1) == labels).float().mean())
 
 
 def attack_average(attacked: Sequence[float]) -> float:

@@ -47,7 +47,7 @@ from scipy.signal import lfilter
 
 from avmodels.classes import SYNTHETIC_CLASSES
 from avmodels.classes import SYNTHETIC_DATASET as DATASET
-from avmodels.data import ClipRecord, write_records
+from avmodels.lists import ClipRecord, write_records
 from avmodels.registry import SPLITS
 
 log = logging.getLogger(__name__)

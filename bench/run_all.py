@@ -43,6 +43,7 @@ ORDER = (
     "sparse_code",
     "frame_formats",
     "data_loading",
+    "startup",
     "workflow",
 )
 PACKAGES = (

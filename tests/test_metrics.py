@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from avmodels.evaluate import accuracy
 from avmodels.metrics import (
     MODES,
-    accuracy,
     attack_average,
     average_with_clean,
     relative_improvement,
