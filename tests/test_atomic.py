@@ -29,6 +29,7 @@ from avmodels.defenses import load_banks
 from avmodels.evaluate import evaluate, evaluate_localization, feature_sets
 from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.provenance import record_path
+from avmodels.settings import EvalSettings, InputSettings
 from avmodels.train import train
 
 OLD = b"the previous complete file\n"
@@ -259,6 +260,9 @@ def test_require_clips(manifests, tmp_path):
         require_clips(pd.DataFrame(), "train", "x")
 
 
+SMALL = EvalSettings(inputs=InputSettings(audio_samples=4096, image_size=32, resize_size=36))
+
+
 def test_empty_validation_split_is_an_error(manifests, tmp_path):
     config = ModelConfig(variant="audio", num_classes=2)
     with pytest.raises(EmptySplit, match="dataset music: the validation split has no clips"):
@@ -274,8 +278,8 @@ def test_empty_test_split_is_an_error(manifests):
     model = build_model(ModelConfig(variant="audio", num_classes=2))
     with pytest.raises(EmptySplit, match="dataset music: the test split has no clips"):
         evaluate(
-            model, manifests["empty"], "fgsm", 0.01, audio_samples=4096, image_size=32,
-            resize_size=36, dataset="music", device="cpu", progress=False,
+            model, manifests["empty"], "fgsm", 0.01, settings=SMALL, dataset="music",
+            device="cpu", progress=False,
         )  # fmt: skip
 
 
