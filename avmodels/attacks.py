@@ -371,6 +371,8 @@ class MIM(_Iterative):
         return momentum.addcdiv_(grad, l1)
 
 
+#: Attack name -> class. APGD ("apgd") and Square ("square") live in their own modules, which
+#: add themselves here; both are importable from this module too.
 ATTACKS: dict[str, type[Attack]] = {"fgsm": FGSM, "pgd": PGD, "mim": MIM}
 
 
@@ -412,3 +414,13 @@ def predict_sets(
             model.head({k: cache[k, id(x)] for k, x in inputs.items() if k not in unused})
             for inputs in sets
         ]
+
+
+from avmodels import apgd, square  # noqa: E402  (they subclass Attack and register here)
+
+
+def __getattr__(name: str) -> type[Attack]:
+    """``APGD`` and ``Square`` from their modules."""
+    if name in ("APGD", "Square"):
+        return getattr(apgd if name == "APGD" else square, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
