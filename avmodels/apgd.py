@@ -63,7 +63,7 @@ def checkpoints(steps: int) -> list[int]:
     """The iterations ``w_j = ceil(p_j * steps)`` (j >= 1) at which the step may be halved."""
     p, out = [0.0, 0.22], []
     while p[-1] <= 1.0:
-        out.append(math.ceil(p[-1] * steps))
+        out.append(math.ceil(round(p[-1] * steps, 9)))  # 0.57 * 100 is 57, not 58
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
     return sorted(set(w for w in out if 0 < w < steps))
 
