@@ -42,8 +42,12 @@ def worst_case(
     specs: Mapping[str, AttackSpec],
     eps: Mapping[str, Budget],
     cascade: bool = True,
+    attacked: nn.Module | None = None,
 ) -> dict[str, Tensor]:
     """Per-clip correctness (B,) bool: ``"clean"``, each attack label, and ``"worst"``.
+
+    The attacks differentiate ``attacked`` (default ``model``; e.g. ``BPDA(model)`` of
+    :mod:`avmodels.bpda`) and ``model`` scores the clips.
 
     Under ``cascade`` an attack's entry is only meaningful where the earlier attacks failed
     (elsewhere it copies their verdict: the clip is already lost).
@@ -55,7 +59,7 @@ def worst_case(
     clean = _correct(model, inputs, labels)
     hits, robust = {"clean": clean}, clean.clone()
     for label, (name, kwargs) in specs.items():
-        attack = build_attack(name, model, eps=eps, **dict(kwargs))
+        attack = build_attack(name, attacked or model, eps=eps, **dict(kwargs))
         todo = robust.nonzero().squeeze(1) if cascade else torch.arange(len(labels))
         correct = robust.clone() if cascade else clean.clone()
         if len(todo):
@@ -75,6 +79,7 @@ def worst_case_by_mode(
     specs: Mapping[str, AttackSpec],
     budgets: Mapping[str, Mapping[str, Budget]],
     cascade: bool = True,
+    attacked: nn.Module | None = None,
 ) -> dict[str, dict[str, Tensor]]:
     """:func:`worst_case` per attack mode (e.g. ``evaluate.mode_budgets`` for a, v, av).
 
@@ -87,7 +92,7 @@ def worst_case_by_mode(
             raise ValueError(
                 f"mode {mode!r} perturbs {missing} but the inputs are {sorted(inputs)}"
             )
-        out[mode] = worst_case(model, inputs, labels, specs, eps, cascade)
+        out[mode] = worst_case(model, inputs, labels, specs, eps, cascade, attacked)
     return out
 
 
