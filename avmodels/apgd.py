@@ -157,51 +157,72 @@ class APGD(Attack):
             noise = torch.rand(clean[k].shape, generator=gen, device=clean[k].device)
             x[k] = (clean[k] + (2 * noise.to(clean[k].dtype) - 1) * eps).clamp_(*boxes[k])
             etas[k] = 2 * eps
-        loss, fooled, grad = self._evaluate(x, labels, keys, loss_fn, True)
-        best = {"x": {k: x[k].clone() for k in keys}, "loss": loss.clone(), "grad": grad}
-        out = {k: x[k].clone() for k in keys}
-        hit = fooled.clone()
-        prev = {k: x[k].clone() for k in keys}
-        factor = torch.ones_like(loss)  # step = factor * 2 * eps, per example
-        marks, last, grown = set(checkpoints(self.steps)), 0, torch.zeros_like(loss)
-        halved_last, best_at_mark = torch.zeros_like(hit), loss.clone()
+        state = _State(x, keys, *self._evaluate(x, labels, keys, loss_fn, True))
+        marks, last = set(checkpoints(self.steps)), 0
+        halved_last, best_at_mark = torch.zeros_like(state.hit), state.best_loss.clone()
         for i in range(1, self.steps + 1):
-            momentum = 1.0 if i == 1 else MOMENTUM
-            for k in keys:
-                step = etas[k] * _per_example(factor, x[k]) * grad[k].sign()
-                z = (x[k] + step).clamp_(*boxes[k])
-                new = x[k] + momentum * (z - x[k]) + (1 - momentum) * (x[k] - prev[k])
-                prev[k], x[k] = x[k], new.clamp_(*boxes[k])
-            new_loss, fooled, grad = self._evaluate(x, labels, keys, loss_fn, i < self.steps)
-            grown += (new_loss > loss).to(loss.dtype)
-            loss = new_loss
-            for k in keys:
-                out[k] = torch.where(_per_example(fooled, x[k]), x[k], out[k])
-            hit |= fooled
-            better = loss > best["loss"]
-            best["loss"] = torch.where(better, loss, best["loss"])
-            for k in keys:
-                mask = _per_example(better, x[k])
-                best["x"][k] = torch.where(mask, x[k], best["x"][k])
-                if grad:
-                    best["grad"][k] = torch.where(mask, grad[k], best["grad"][k])
+            state.step(boxes, etas, 1.0 if i == 1 else MOMENTUM)
+            state.record(*self._evaluate(state.x, labels, keys, loss_fn, i < self.steps))
             if i in marks:
-                halve = (grown < self.rho * (i - last)) | (
-                    ~halved_last & (best_at_mark >= best["loss"])
-                )
-                factor = torch.where(halve, factor / 2, factor)
-                for k in keys:
-                    mask = _per_example(halve, x[k])
-                    x[k] = torch.where(mask, best["x"][k], x[k])
-                    prev[k] = torch.where(mask, best["x"][k], prev[k])
-                    grad[k] = torch.where(mask, best["grad"][k], grad[k])
-                loss = torch.where(halve, best["loss"], loss)
-                halved_last, best_at_mark, last = halve, best["loss"].clone(), i
-                grown.zero_()
+                stalled = ~halved_last & (best_at_mark >= state.best_loss)
+                halved_last = (state.grown < self.rho * (i - last)) | stalled
+                state.restart(halved_last)
+                best_at_mark, last = state.best_loss.clone(), i
+        return state.result(clean), state.hit
+
+
+class _State:
+    """The iterates of one APGD run (dicts over the attacked inputs; per-example tensors (B,))."""
+
+    def __init__(
+        self, x: dict[str, Tensor], keys: tuple[str, ...], loss: Tensor, fooled: Tensor, grad
+    ) -> None:
+        self.keys, self.x, self.loss, self.grad = keys, x, loss, grad
+        self.prev = {k: x[k].clone() for k in keys}
+        self.best_x, self.best_loss = {k: x[k].clone() for k in keys}, loss.clone()
+        self.best_grad = dict(grad)
+        self.out, self.hit = {k: x[k].clone() for k in keys}, fooled.clone()
+        self.factor = torch.ones_like(loss)  # step = factor * 2 * eps
+        self.grown = torch.zeros_like(loss)  # steps that raised the loss since the checkpoint
+
+    def step(self, boxes, etas, momentum: float) -> None:
+        """``z = P(x + eta sign(g))``, ``x <- P(x + m (z - x) + (1 - m) (x - x_prev))``."""
+        for k in self.keys:
+            x = self.x[k]
+            z = (x + etas[k] * _per_example(self.factor, x) * self.grad[k].sign()).clamp_(*boxes[k])
+            new = x + momentum * (z - x) + (1 - momentum) * (x - self.prev[k])
+            self.prev[k], self.x[k] = x, new.clamp_(*boxes[k])
+
+    def record(self, loss: Tensor, fooled: Tensor, grad: dict[str, Tensor]) -> None:
+        """Take the new point's loss: count a rise, keep fooling and best points."""
+        self.grown += (loss > self.loss).to(loss.dtype)
+        self.loss, self.grad, better = loss, grad, loss > self.best_loss
+        self.hit |= fooled
+        self.best_loss = torch.where(better, loss, self.best_loss)
+        for k in self.keys:
+            x = self.x[k]
+            self.out[k] = torch.where(_per_example(fooled, x), x, self.out[k])
+            self.best_x[k] = torch.where(_per_example(better, x), x, self.best_x[k])
+            if grad:
+                self.best_grad[k] = torch.where(_per_example(better, x), grad[k], self.best_grad[k])
+
+    def restart(self, halve: Tensor) -> None:
+        """At a checkpoint: halve the step of ``halve`` examples and move them to their best."""
+        self.factor = torch.where(halve, self.factor / 2, self.factor)
+        for k in self.keys:
+            mask = _per_example(halve, self.x[k])
+            self.x[k] = torch.where(mask, self.best_x[k], self.x[k])
+            self.prev[k] = torch.where(mask, self.best_x[k], self.prev[k])
+            self.grad[k] = torch.where(mask, self.best_grad[k], self.grad[k])
+        self.loss = torch.where(halve, self.best_loss, self.loss)
+        self.grown.zero_()
+
+    def result(self, clean: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The last fooling point of each fooled example, else its highest-loss point."""
         adv = dict(clean)
-        for k in keys:
-            adv[k] = torch.where(_per_example(hit, out[k]), out[k], best["x"][k])
-        return adv, hit
+        for k in self.keys:
+            adv[k] = torch.where(_per_example(self.hit, self.out[k]), self.out[k], self.best_x[k])
+        return adv
 
 
 ATTACKS["apgd"] = APGD
