@@ -40,8 +40,14 @@ def ce_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits, labels, reduction="none")
 
 
+def _need_classes(logits: Tensor, n: int, what: str) -> None:
+    if logits.shape[1] < n:
+        raise ValueError(f"the {what} loss needs >= {n} classes, the model has {logits.shape[1]}")
+
+
 def dlr_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Difference of logits ratio per example, (B,), to maximise (needs >= 3 classes)."""
+    _need_classes(logits, 3, "DLR")
     ranked = logits.sort(dim=1, descending=True).values
     true = logits.gather(1, labels[:, None]).squeeze(1)
     other = torch.where(ranked[:, 0] == true, ranked[:, 1], ranked[:, 0])
@@ -50,6 +56,7 @@ def dlr_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 def targeted_dlr_loss(logits: Tensor, labels: Tensor, targets: Tensor) -> Tensor:
     """Targeted difference of logits ratio per example, (B,), to maximise (>= 4 classes)."""
+    _need_classes(logits, 4, "targeted DLR")
     ranked = logits.sort(dim=1, descending=True).values
     true = logits.gather(1, labels[:, None]).squeeze(1)
     target = logits.gather(1, targets[:, None]).squeeze(1)

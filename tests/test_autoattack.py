@@ -160,3 +160,10 @@ def test_square_is_gradient_free_and_counts_queries():
     assert (base(adv).argmax(1) != y).float().mean() >= 0.9
     assert model.calls <= 51 and model.examples <= 16 * 51
     assert model.examples < 16 * model.calls  # fooled examples are not queried again
+
+
+def test_dlr_needs_enough_classes():
+    with pytest.raises(ValueError, match="DLR loss needs >= 3 classes"):
+        dlr_loss(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="targeted DLR loss needs >= 4 classes"):
+        targeted_dlr_loss(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.ones(2))
