@@ -1,11 +1,12 @@
 """Square attack (Andriushchenko et al., ECCV 2020, arXiv:1912.00049), L-inf, gradient-free.
 
 A random search on the margin loss ``z_y - max_{i != y} z_i``. The perturbation starts as
-vertical stripes (one random sign ``+-eps`` per column and channel, the same down each column);
-each step redraws, in every attacked input, one random window (a square of side
-``round(sqrt(p * H * W))`` for an image (B, C, H, W), a segment of ``round(p * T)`` samples for
-audio (B, T)) to ``+-eps`` with one random sign per channel, and keeps the change for the
-examples whose margin it lowers. The fraction ``p`` starts at ``p_init`` and is halved at
+vertical stripes (one random sign ``+-eps`` per column and channel, the same down each column;
+for audio (B, T), one sign per sample); each step redraws, in every attacked input, one random
+window (a square of side ``round(sqrt(p * H * W))`` for an image (B, C, H, W), a segment of
+``round(p * T)`` samples for audio) to ``+-eps`` with one random sign per channel (drawn again
+where that would leave the window as it was), and keeps the change for the examples whose
+margin it lowers. The fraction ``p`` starts at ``p_init`` and is halved at
 iterations 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 of a 10,000-query run, rescaled
 to ``steps`` queries. Examples stop once misclassified; each step costs one forward pass of the
 examples still standing. Inputs, budgets and bounds follow :class:`avmodels.attacks.Attack`.
