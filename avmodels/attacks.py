@@ -386,6 +386,8 @@ class MIM(_Iterative):
         return momentum.addcdiv_(grad, l1)
 
 
+#: Attack name -> class: the paper's attacks here; APGD and Square (``registry.AUTOATTACK``)
+#: live in their own modules, which add themselves (both importable from this module too).
 ATTACKS: dict[str, type[Attack]] = dict(zip(registry.ATTACKS, (FGSM, PGD, MIM), strict=True))
 
 
@@ -427,3 +429,13 @@ def predict_sets(
             model.head({k: cache[k, id(x)] for k, x in inputs.items() if k not in unused})
             for inputs in sets
         ]
+
+
+from avmodels import apgd, square  # noqa: E402  (they subclass Attack and register here)
+
+
+def __getattr__(name: str) -> type[Attack]:
+    """``APGD`` and ``Square`` from their modules."""
+    if name in ("APGD", "Square"):
+        return getattr(apgd if name == "APGD" else square, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

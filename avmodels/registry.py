@@ -11,6 +11,9 @@ from __future__ import annotations
 FUSIONS = ("sum", "concat", "film", "gated_sum", "gated_concat")
 #: L-inf attacks (Sec. 4.2), keys of ``attacks.ATTACKS``.
 ATTACKS = ("fgsm", "pgd", "mim")
+#: The attacks of AutoAttack (Croce & Hein, ICML 2020): APGD and the gradient-free Square;
+#: with ``ATTACKS``, the keys of ``attacks.ATTACKS``.
+AUTOATTACK = ("apgd", "square")
 #: Test-time defenses of an evaluation: none, or ExFMem's sparse coding (Sec. 3.3.2).
 DEFENSES = ("none", "exfmem")
 #: Where a dataset's clips come from (``datasets.<name>.source`` in the config).

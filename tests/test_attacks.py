@@ -220,7 +220,7 @@ def negative_ce(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor) -> 
 negative_ce.calls = 0
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", ["fgsm", "mim", "pgd"])  # APGD and Square fix their losses
 def test_custom_loss_is_maximised(name):
     model = ToyAV(32).eval()
     x, y = make_inputs(4, 32, 8), labels_for(4)
@@ -385,7 +385,7 @@ def test_budget_for_a_missing_input_raises():
 
 
 def test_registry_and_repr():
-    assert set(ATTACKS) == {"fgsm", "pgd", "mim"}
+    assert set(ATTACKS) == {"fgsm", "pgd", "mim", "apgd", "square"}
     assert all(issubclass(cls, Attack) for cls in ATTACKS.values())
     with pytest.raises(ValueError, match="fgsm, pgd, mim"):
         build_attack("cw", ToyVisual(), eps={})

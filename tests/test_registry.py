@@ -27,7 +27,7 @@ DEFS = load_schema(ROOT / "config" / "config.schema.yaml")["definitions"]
 
 
 def test_class_registries_hold_the_registered_names_in_order():
-    assert tuple(ATTACKS) == registry.ATTACKS
+    assert tuple(ATTACKS) == registry.ATTACKS + registry.AUTOATTACK
     assert tuple(FUSIONS) == registry.FUSIONS
     assert VARIANTS[: len(registry.FUSIONS)] == registry.FUSIONS
 
