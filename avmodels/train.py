@@ -38,7 +38,7 @@ from avmodels import atomic, defenses, devices
 from avmodels.dataset import AVDataset, require_clips
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
-from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
+from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, MODEL_KEYS, RESIZE_SIZE, InputSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,15 @@ class TrainConfig:
         if self.loss not in defenses.TRAINING_LOSSES:
             valid = ", ".join(sorted(defenses.TRAINING_LOSSES))
             raise ValueError(f"unknown training loss {self.loss!r}; valid: {valid}")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], inputs: InputSettings, *, seed: int, threads: int
+    ) -> TrainConfig:
+        """From a variant's merged training settings (``plan.variant_settings`` or
+        ``plan.finetune_settings``; the network's ``MODEL_KEYS`` left out) and the inputs."""
+        own = {k: v for k, v in settings.items() if k not in MODEL_KEYS}
+        return cls(**own, seed=seed, threads=threads, **asdict(inputs))
 
 
 def seed_everything(seed: int) -> None:
@@ -527,9 +536,7 @@ def extract_features(
     manifest: Manifest,
     *,
     batch_size: int = 32,
-    audio_samples: int = AUDIO_SAMPLES,
-    image_size: int = IMAGE_SIZE,
-    resize_size: int = RESIZE_SIZE,
+    inputs: InputSettings | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Tensor], Tensor]:
@@ -540,12 +547,7 @@ def extract_features(
     dev = resolve_device(device)
     model.to(dev).eval()
     loader = make_loader(
-        manifest,
-        train=False,
-        batch_size=batch_size,
-        audio_samples=audio_samples,
-        image_size=image_size,
-        resize_size=resize_size,
+        manifest, train=False, batch_size=batch_size, **asdict(inputs or InputSettings())
     )
     modalities = model_modalities(model)
     feats: dict[str, list[Tensor]] = {m: [] for m in modalities}

@@ -170,8 +170,9 @@ def download_options():
 def preflight():
     """Stop the run before any job, in one line, if YouTube clips cannot be downloaded."""
     from avmodels.preflight import PreflightError, check, clips_to_fetch, estimate_bytes
+    from avmodels.settings import DownloadSettings
 
-    settings = config.get("download", {})
+    settings = DownloadSettings.from_config(config.get("download"))
     pending = [
         clips_to_fetch(
             f"resources/{ds}/records.csv", [clip_store(ds, k) for k in shard_ids(ds)]
@@ -181,7 +182,7 @@ def preflight():
     stores = [f"resources/{ds}/videos" for ds in YOUTUBE]
     try:
         found = check(
-            stores, estimate_bytes(settings, pending), settings.get("js_runtime")
+            stores, estimate_bytes(settings, pending), settings.js_runtime
         )
     except PreflightError as err:
         raise PreflightError(f"pre-flight: {err}") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +126,7 @@ def test_custom_loss_reaches_the_attack(trained, manifests):
 
 
 def test_defended_model(trained, manifests):
-    feats, _ = extract_features(trained, manifests["train"], batch_size=4, **asdict(INPUTS), **DATA)
+    feats, _ = extract_features(trained, manifests["train"], batch_size=4, inputs=INPUTS, **DATA)
     banks = defenses.build_memory_banks(feats, size=6, seed=0)
     defended = defenses.ExFMemModel(trained, banks, max_iter=50)
     rows = evaluate(

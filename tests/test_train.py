@@ -13,6 +13,7 @@ import torch
 from avmodels import media
 from avmodels.data import MANIFEST_COLUMNS
 from avmodels.model import ModelConfig, build_model, load_checkpoint
+from avmodels.settings import InputSettings
 from avmodels.train import (
     LOG_COLUMNS,
     TrainConfig,
@@ -180,10 +181,10 @@ def test_unknown_loss_is_rejected():
 
 def test_extract_features_shapes(manifests):
     model = build_model(ModelConfig(variant="concat", num_classes=2))
+    inputs = InputSettings(audio_samples=4096, image_size=32, resize_size=36)
     feats, labels = extract_features(
-        model, manifests["val"], batch_size=3, audio_samples=4096, image_size=32, resize_size=36,
-        progress=False,
-    )  # fmt: skip
+        model, manifests["val"], batch_size=3, inputs=inputs, progress=False
+    )
     assert set(feats) == {"audio", "visual"}
     assert feats["audio"].shape == feats["visual"].shape == (4, 512)
     assert labels.tolist() == [0, 0, 1, 1]
