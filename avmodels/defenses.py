@@ -309,9 +309,16 @@ class ExFMemModel(nn.Module):
             f, bank = feats[m], self.bank(m).to(feats[m].dtype)
             lip = float(getattr(self, f"lipschitz_{m}"))
             codes = sparse_code(
-                f, bank, self.lam, self.max_iter, self.tol, self.method, lip, self.stop,
+                f,
+                bank,
+                self.lam,
+                self.max_iter,
+                self.tol,
+                self.method,
+                lip,
+                self.stop,
                 self._solutions,
-            )  # fmt: skip
+            )
             self._tally(self._solutions.pop())
             out[m] = self.blend * (codes @ bank.T) + (1.0 - self.blend) * f
         return out

@@ -674,14 +674,19 @@ def preprocess_many(
         if reason is None:
             return _manifest_row(item, clip_dir, read_info(clip_dir), class_index), None
         split = getattr(item, "split", "")
-        return None, {"clip_id": clip_id, "dataset": getattr(item, "dataset", ""),
-                      "split": split, "reason": reason}  # fmt: skip
+        return None, {
+            "clip_id": clip_id,
+            "dataset": getattr(item, "dataset", ""),
+            "split": split,
+            "reason": reason,
+        }
 
     rows, excluded = [], []
     with ThreadPoolExecutor(max(1, workers)) as pool:  # ffmpeg runs outside the GIL
         done = pool.map(one, items)
-        for row, exclusion in tqdm(done, total=len(items), desc="preprocess", unit="clip",
-                                   disable=not progress):  # fmt: skip
+        for row, exclusion in tqdm(
+            done, total=len(items), desc="preprocess", unit="clip", disable=not progress
+        ):
             if row is not None:
                 rows.append(row)
             else:

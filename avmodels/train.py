@@ -287,9 +287,16 @@ def train(
         seed_everything(train_cfg.seed)
         model = build_model(model_config).to(dev)
         history = fit(
-            model, train_cfg, train_manifest, val_manifest, checkpoint_path, log_csv,
-            device=dev, progress=progress, dataset=dataset,
-        )  # fmt: skip
+            model,
+            train_cfg,
+            train_manifest,
+            val_manifest,
+            checkpoint_path,
+            log_csv,
+            device=dev,
+            progress=progress,
+            dataset=dataset,
+        )
     return summarize(history, checkpoint_path, log_csv)
 
 
@@ -317,9 +324,12 @@ def fit(
     require_clips(train_manifest, "train", dataset)
     require_clips(val_manifest, "validation", dataset)
     loss_fn = defenses.make_training_loss(
-        cfg.loss, model.config.num_classes, model.config.feature_dim, cfg.loss_weight,
+        cfg.loss,
+        model.config.num_classes,
+        model.config.feature_dim,
+        cfg.loss_weight,
         model_modalities(model),
-    ).to(device)  # fmt: skip
+    ).to(device)
     optimizer = torch.optim.SGD(
         parameter_groups(model, cfg, list(loss_fn.parameters())),
         momentum=cfg.momentum,
@@ -343,9 +353,19 @@ def fit(
     val_loader = make_loader(val_manifest, train=False, **data)
     saved = (saved_model or model, dict(extra or {}))
     return _fit(
-        model, loss_fn, optimizer, scheduler, train_loader, val_loader, cfg, device,
-        Path(checkpoint_path), Path(log_csv), progress, saved,
-    )  # fmt: skip
+        model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        train_loader,
+        val_loader,
+        cfg,
+        device,
+        Path(checkpoint_path),
+        Path(log_csv),
+        progress,
+        saved,
+    )
 
 
 def summarize(history: list[dict], checkpoint_path: str | Path, log_csv: str | Path) -> dict:

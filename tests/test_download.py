@@ -281,38 +281,38 @@ CLASSIFIED = [
             "YouTube account associated with this video has been terminated."
         ),
         "unavailable",
-    ),  # fmt: skip
+    ),
     (
         ExtractorError("Sign in to confirm your age. This video may be inappropriate"),
         "age-restricted",
-    ),  # fmt: skip
+    ),
     (GeoRestrictedError("The uploader has not made this video available"), "geo-blocked"),
     (
         ExtractorError(
             "Video unavailable. The uploader has not made this video available in your country"
         ),
         "geo-blocked",
-    ),  # fmt: skip
+    ),
     (DownloadError("ERROR: ffmpeg exited with code 183"), "corrupt"),
     (
         ExtractorError(
             "Requested format is not available. Use --list-formats for a list of available formats"
         ),
         "format",
-    ),  # fmt: skip
+    ),
     (
         ExtractorError(
             "[youtube] dQw4w9WgXcQ: n challenge solving failed: Some formats may "
             "be missing. Ensure you have a supported JavaScript runtime"
         ),
         "runtime",
-    ),  # fmt: skip
+    ),
     (
         ExtractorError(
             "[youtube] dQw4w9WgXcQ: Signature extraction failed: Some formats may be missing"
         ),
         "runtime",
-    ),  # fmt: skip
+    ),
     (ExtractorError("[youtube] dQw4w9WgXcQ: Unable to extract yt initial data"), "extractor"),
     (
         ExtractorError(
@@ -321,7 +321,7 @@ CLASSIFIED = [
             "rate-limited by YouTube for up to an hour."
         ),
         "rate-limit",
-    ),  # fmt: skip
+    ),
     (ExtractorError("Unable to download", cause=HTTPError(_response(429))), "rate-limit"),
     (
         ExtractorError(
@@ -329,7 +329,7 @@ CLASSIFIED = [
             "--cookies-from-browser or --cookies for the authentication."
         ),
         "bot-check",
-    ),  # fmt: skip
+    ),
     (DownloadError("ERROR: ffmpeg exited with code 1"), "network"),
     (ExtractorError("Unable to download", cause=HTTPError(_response(404))), "unavailable"),
     (ExtractorError("Unable to download", cause=HTTPError(_response(503))), "network"),
