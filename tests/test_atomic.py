@@ -29,6 +29,7 @@ from avmodels.defenses import load_banks
 from avmodels.evaluate import evaluate, evaluate_localization, feature_sets
 from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.provenance import record_path
+from avmodels.settings import EvalSettings, InputSettings
 from avmodels.train import train
 
 OLD = b"the previous complete file\n"
@@ -286,9 +287,7 @@ def test_empty_test_split_is_an_error(manifests):
             manifests["empty"],
             "fgsm",
             0.01,
-            audio_samples=4096,
-            image_size=32,
-            resize_size=36,
+            EvalSettings(inputs=InputSettings(audio_samples=4096, image_size=32, resize_size=36)),
             dataset="music",
             device="cpu",
             progress=False,

@@ -19,15 +19,20 @@ NO_GPU = devices.cuda_problem() is not None
 needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason="this machine has a usable GPU")
 
 SNAKEFILE = """
+rule all:
+    input:
+        "out/music/checkpoint.pt",
+
+
 rule train:
     input:
         train="{train}",
         val="{val}",
     output:
-        checkpoint="out/checkpoint.pt",
-        history="out/training.csv",
+        checkpoint="out/{{dataset}}/checkpoint.pt",
+        history="out/{{dataset}}/training.csv",
     log:
-        "logs/train.log",
+        "logs/{{dataset}}/train.log",
     threads: 1
     resources:
         gpu=1,
@@ -92,7 +97,7 @@ def test_gpu_rule_on_a_machine_without_gpu_stops_in_one_line(tmp_path):
     )
     run = _snakemake(tmp_path)
     assert run.returncode != 0
-    log = (tmp_path / "logs" / "train.log").read_text()
+    log = (tmp_path / "logs" / "music" / "train.log").read_text()
     lines = [line for line in log.splitlines() if line.strip()]
     assert len(lines) == 1 and "device: a GPU is required but not usable: " in lines[0], log
     said = [line for line in run.stderr.splitlines() if "not usable" in line]
@@ -103,6 +108,6 @@ def test_gpu_rule_on_a_machine_without_gpu_stops_in_one_line(tmp_path):
     # the same job without the GPU request trains on the CPU and says so
     run = _snakemake(tmp_path, "--set-resources", "train:gpu=0")
     assert run.returncode == 0, run.stderr[-3000:]
-    log = (tmp_path / "logs" / "train.log").read_text()
+    log = (tmp_path / "logs" / "music" / "train.log").read_text()
     assert "device: cpu (1 threads" in log
-    assert (tmp_path / "out" / "checkpoint.pt").exists()
+    assert (tmp_path / "out" / "music" / "checkpoint.pt").exists()
