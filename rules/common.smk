@@ -181,9 +181,7 @@ def preflight():
     ]
     stores = [f"resources/{ds}/videos" for ds in YOUTUBE]
     try:
-        found = check(
-            stores, estimate_bytes(settings, pending), settings.js_runtime
-        )
+        found = check(stores, estimate_bytes(settings, pending), settings.js_runtime)
     except PreflightError as err:
         raise PreflightError(f"pre-flight: {err}") from None
     print("pre-flight: " + "; ".join(found), file=sys.stderr)
