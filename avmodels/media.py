@@ -58,12 +58,13 @@ import soundfile as sf
 
 from avmodels.classes import CLASSES
 from avmodels.lists import valid_times
+from avmodels.settings import FRAME_SHORT_SIDE
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 11025
 FPS = 8
-MAX_SHORT_SIDE = 256
+MAX_SHORT_SIDE = FRAME_SHORT_SIDE
 MIN_DURATION = 1.0
 JPEG_QUALITY = 3  # ffmpeg -q:v, 2 (best) .. 31; 3 is visually lossless
 AUDIO_FILE = "audio.wav"

@@ -16,11 +16,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from avmodels.registry import SPLITS
+
 #: Keys of a variant's training settings that shape the network (``ModelConfig``), not its training.
 MODEL_KEYS = ("arch", "visual_output_stride", "visual_pool")
 AUDIO_SAMPLES = 65535  # samples of the audio window: about 5.94 s at 11025 Hz
 IMAGE_SIZE = 224  # side of the square image crop
 RESIZE_SIZE = 246  # short side a frame is resized to before the crop
+FRAME_SHORT_SIDE = 256  # preprocessing scales larger frames down to this short side
 
 
 def _known(cls: type, section: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -40,6 +43,37 @@ class InputSettings:
     @classmethod
     def from_config(cls, inputs: Mapping[str, Any] | None) -> InputSettings:
         return cls(**_known(cls, inputs))
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Config section ``inputs``, the key preprocessing reads (not the networks)."""
+
+    frame_short_side: int = FRAME_SHORT_SIDE
+
+    @classmethod
+    def from_config(cls, inputs: Mapping[str, Any] | None) -> PreprocessSettings:
+        return cls(**_known(cls, inputs))
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """Config section ``datasets.synthetic_music.synthetic``: the embedded set's rendering."""
+
+    seed: int = 0
+    train: int | None = None  # clips per class of each split (None: the renderer's default)
+    val: int | None = None
+    test: int | None = None
+    difficulty: Mapping[str, Any] | None = None  # fields of ``synthetic.Difficulty`` replaced
+
+    @classmethod
+    def from_config(cls, synthetic: Mapping[str, Any] | None) -> SyntheticSettings:
+        return cls(**_known(cls, synthetic))
+
+    def counts(self) -> dict[str, int] | None:
+        """Clips per class by split for the splits set (None: none set)."""
+        counts = {s: n for s in SPLITS if (n := getattr(self, s)) is not None}
+        return counts or None
 
 
 @dataclass(frozen=True)

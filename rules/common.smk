@@ -15,6 +15,7 @@ from avmodels.jobs import failed_attempts
 from avmodels.codehash import rule_code_hash, table_code_hash
 from avmodels import weights
 from avmodels.registry import ATTACKS, DEFENSES, SPLITS
+from avmodels.settings import PreprocessSettings
 
 check_config(config, load_schema(ROOT / "config" / "config.schema.yaml"))
 
@@ -28,6 +29,7 @@ for _ds in OWN:
         raise ConfigError(f"config error at datasets.{_ds}.csv: no such file")
 # the `inputs` keys a model reads (frame_short_side is preprocessing's alone)
 MODEL_INPUTS = ("audio_samples", "image_size", "resize_size")
+PREPROCESS = PreprocessSettings.from_config(config["inputs"])
 
 
 if YOUTUBE:

@@ -29,9 +29,12 @@ from avmodels.settings import (
     FullDefenseSettings,
     InputSettings,
     LocalizationSettings,
+    PreprocessSettings,
     PretrainedSettings,
+    SyntheticSettings,
     TsneSettings,
 )
+from avmodels.synthetic import Difficulty
 from avmodels.table_specs import TABLE_NAMES
 from avmodels.train import TrainConfig
 
@@ -67,6 +70,7 @@ def test_schema_enums_equal_the_registries():
     assert tuple(tables["additionalProperties"]["additionalProperties"]["enum"]) == LISTED
 
 
+SYNTHETIC = PROPS["datasets"]["additionalProperties"]["properties"]["synthetic"]
 # Each config section and the dataclass its jobs build from it; True where every key of the
 # section is a field of the class (the others also hold which models, attacks, budgets run).
 SECTIONS: dict[str, tuple[dict, Any, bool]] = {
@@ -77,6 +81,9 @@ SECTIONS: dict[str, tuple[dict, Any, bool]] = {
     "download": (PROPS["download"], DownloadSettings(), True),
     "pretrained": (PROPS["pretrained"], PretrainedSettings(), True),
     "variants": (PROPS["variants"]["additionalProperties"], ModelConfig(), False),
+    "inputs (preprocessing)": (PROPS["inputs"], PreprocessSettings(), False),
+    "synthetic": (SYNTHETIC, SyntheticSettings(), True),
+    "synthetic difficulty": (SYNTHETIC["properties"]["difficulty"], Difficulty(), True),
 }
 
 
@@ -133,6 +140,15 @@ def test_settings_from_config_take_the_sections_keys():
     }
     full = FullDefenseSettings.from_config({"mode": "finetune", "finetune": {"epochs": 3}})
     assert (full.mode, full.finetune.epochs) == ("finetune", 3)
+    synthetic = SyntheticSettings.from_config(
+        {"seed": 3, "test": 2, "difficulty": {"snr_db": [1, 2]}}
+    )
+    assert (synthetic.seed, synthetic.counts(), synthetic.difficulty) == (
+        3,
+        {"test": 2},
+        {"snr_db": [1, 2]},
+    )
+    assert SyntheticSettings().counts() is None
     download = DownloadSettings.from_config({"retry": ["format"], "retries": 1})
     assert (download.retry, download.retries, download.stop_after) == (("format",), 1, 10)
     with pytest.raises(AttributeError):
