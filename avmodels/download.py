@@ -39,11 +39,10 @@ from typing import Any, Protocol
 
 from avmodels import atomic, media
 from avmodels.lists import FAILURE_COLUMNS, valid_times
-from avmodels.settings import DownloadSettings
+from avmodels.settings import YOUTUBE_URL, DownloadSettings
 
 logger = logging.getLogger(__name__)
 
-YOUTUBE_URL = "https://www.youtube.com/watch?v={id}"
 # yt-dlp's "worst" already means worst format with both audio and video; prefer >= 240p so
 # the 256 px frames are not upscaled from 144p, and merge separate streams as a last resort.
 DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/worstvideo+worstaudio"

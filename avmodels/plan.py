@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from avmodels.registry import ATTACKS
-from avmodels.settings import AttackSettings, FinetuneSettings, FullDefenseSettings
+from avmodels.settings import AttackSettings, DatasetSettings, FinetuneSettings, FullDefenseSettings
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
@@ -173,5 +173,6 @@ def analysis_datasets(config: dict, kind: str) -> list[str]:
     return [
         d
         for d, spec in config["datasets"].items()
-        if spec.get(kind, False) and all(m in config["variants"] for m in needs)
+        if getattr(DatasetSettings.from_config(spec), kind)
+        and all(m in config["variants"] for m in needs)
     ]

@@ -56,6 +56,25 @@ class PreprocessSettings:
         return cls(**_known(cls, inputs))
 
 
+#: Where a YouTube dataset's clips are fetched from, ``{id}`` the video's ID.
+YOUTUBE_URL = "https://www.youtube.com/watch?v={id}"
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """Config section ``datasets.<name>``: the keys with defaults (``source`` and the
+    source's own keys are checked by the schema and ``config.check_config``)."""
+
+    shards: int = 1  # download / preprocessing jobs of the dataset
+    url_template: str = YOUTUBE_URL
+    localization: bool = False  # run the localization analysis on it
+    tsne: bool = False  # run the t-SNE analysis on it
+
+    @classmethod
+    def from_config(cls, dataset: Mapping[str, Any]) -> DatasetSettings:
+        return cls(**_known(cls, dataset))
+
+
 @dataclass(frozen=True)
 class SyntheticSettings:
     """Config section ``datasets.synthetic_music.synthetic``: the embedded set's rendering."""

@@ -15,7 +15,7 @@ from avmodels.jobs import failed_attempts
 from avmodels.codehash import rule_code_hash, table_code_hash
 from avmodels import weights
 from avmodels.registry import ATTACKS, DEFENSES, SPLITS
-from avmodels.settings import PreprocessSettings
+from avmodels.settings import DatasetSettings, PreprocessSettings
 
 check_config(config, load_schema(ROOT / "config" / "config.schema.yaml"))
 
@@ -69,8 +69,12 @@ def dataset_setting(wildcards, key, default=None):
     return canonical(config["datasets"][wildcards.dataset].get(key, default))
 
 
+def dataset_settings(dataset):
+    return DatasetSettings.from_config(config["datasets"][dataset])
+
+
 def shard_count(wildcards):
-    return dataset_setting(wildcards, "shards", 1)
+    return dataset_settings(wildcards.dataset).shards
 
 
 def synthetic_settings(wildcards):
@@ -78,9 +82,7 @@ def synthetic_settings(wildcards):
 
 
 def url_template(wildcards):
-    return dataset_setting(
-        wildcards, "url_template", "https://www.youtube.com/watch?v={id}"
-    )
+    return dataset_settings(wildcards.dataset).url_template
 
 
 def whole_videos(wildcards):
@@ -195,7 +197,7 @@ def list_files(wildcards):
 
 
 def shard_ids(dataset):
-    return [str(k) for k in range(config["datasets"][dataset].get("shards", 1))]
+    return [str(k) for k in range(dataset_settings(dataset).shards)]
 
 
 def shard_outputs(wildcards, kind):

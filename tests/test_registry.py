@@ -22,6 +22,7 @@ from avmodels.model import VARIANTS, ModelConfig
 from avmodels.plan import attack_settings, full_defense_mode
 from avmodels.settings import (
     AttackSettings,
+    DatasetSettings,
     DownloadSettings,
     EvalSettings,
     ExfmemSettings,
@@ -83,6 +84,7 @@ SECTIONS: dict[str, tuple[dict, Any, bool]] = {
     "variants": (PROPS["variants"]["additionalProperties"], ModelConfig(), False),
     "inputs (preprocessing)": (PROPS["inputs"], PreprocessSettings(), False),
     "synthetic": (SYNTHETIC, SyntheticSettings(), True),
+    "datasets": (PROPS["datasets"]["additionalProperties"], DatasetSettings(), False),
     "synthetic difficulty": (SYNTHETIC["properties"]["difficulty"], Difficulty(), True),
 }
 
