@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from avmodels.registry import ATTACKS
-from avmodels.settings import AttackSettings, DatasetSettings, FinetuneSettings, FullDefenseSettings
+from avmodels.settings import (
+    AttackSettings,
+    DatasetSettings,
+    FinetuneSettings,
+    FullDefenseSettings,
+    SweepSettings,
+)
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
@@ -44,9 +50,9 @@ def datasets(config: dict) -> list[str]:
     return list(config["datasets"])
 
 
-def _models(config: dict, key: str) -> list[str]:
-    default = ["concat", "audio", "visual"]
-    return [m for m in config["evaluation"].get(key, default) if m in config["variants"]]
+def _sweep_models(config: dict) -> list[str]:
+    models = SweepSettings.from_config(config["evaluation"]).sweep_models
+    return [m for m in models if m in config["variants"]]
 
 
 def attack_settings(config: dict) -> dict[str, Any]:
@@ -103,7 +109,7 @@ def sweep_evaluations(config: dict, dataset: str) -> list[EvalKey]:
     ev = config["evaluation"]
     return sorted(
         EvalKey(dataset, model, "none", attack, eps)
-        for model in _models(config, "sweep_models")
+        for model in _sweep_models(config)
         for attack in ev["attacks"]
         for eps in sweep_budgets(config)
     )

@@ -111,6 +111,18 @@ class AttackSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """Config section ``evaluation``: the models of the accuracy-vs-budget figures."""
+
+    sweep_models: tuple[str, ...] = ("concat", "audio", "visual")
+
+    @classmethod
+    def from_config(cls, evaluation: Mapping[str, Any] | None) -> SweepSettings:
+        known = _known(cls, evaluation)
+        return cls(**{k: tuple(v) for k, v in known.items()})
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     """What shapes one evaluation job's numbers besides the model, attack and budget."""
 

@@ -32,6 +32,7 @@ from avmodels.settings import (
     LocalizationSettings,
     PreprocessSettings,
     PretrainedSettings,
+    SweepSettings,
     SyntheticSettings,
     TsneSettings,
 )
@@ -75,7 +76,7 @@ SYNTHETIC = PROPS["datasets"]["additionalProperties"]["properties"]["synthetic"]
 # Each config section and the dataclass its jobs build from it; True where every key of the
 # section is a field of the class (the others also hold which models, attacks, budgets run).
 SECTIONS: dict[str, tuple[dict, Any, bool]] = {
-    "evaluation": (PROPS["evaluation"], AttackSettings(), False),
+    "evaluation": (PROPS["evaluation"], (AttackSettings(), SweepSettings()), False),
     "train": (DEFS["train_settings"], TrainConfig(), True),
     "finetune": (DEFS["finetune_settings"], FinetuneSettings(), False),
     "exfmem": (PROPS["exfmem"], ExfmemSettings(), True),
@@ -93,14 +94,15 @@ SECTIONS: dict[str, tuple[dict, Any, bool]] = {
 def test_schema_defaults_equal_the_dataclass_defaults(name):
     """A key's schema default is its field's default; a field left ``None`` (unset: another
     setting decides) has no schema default or ``null``."""
-    schema, settings, complete = SECTIONS[name]
-    names = {f.name for f in fields(settings)}
+    schema, classes, complete = SECTIONS[name]
+    own = {}
+    for settings in classes if isinstance(classes, tuple) else (classes,):
+        own |= {f.name: canonical(getattr(settings, f.name)) for f in fields(settings)}
     if complete:
-        assert set(schema["properties"]) <= names
-    shared = [k for k in schema["properties"] if k in names]
-    assert shared, name
+        assert set(schema["properties"]) <= set(own)
+    own = {k: v for k, v in own.items() if k in schema["properties"]}
+    assert own, name
     declared = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
-    own = {k: canonical(getattr(settings, k)) for k in shared}
     assert declared == {k: v for k, v in own.items() if v is not None or k in declared}
 
 
