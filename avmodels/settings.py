@@ -3,7 +3,10 @@ config with ``from_config`` and passed whole to the library.
 
 The defaults here are the ones ``config/config.schema.yaml`` declares (a test keeps them
 equal); the input sizes are the paper's (appendix A.2). A section's keys that a class does not
-hold are left out (the schema already refuses unknown keys).
+hold are left out (the schema already refuses unknown keys). The training sections
+(``train``, ``datasets.<name>.train``, ``variants.<name>.train``) build ``train.TrainConfig``
+(``TrainConfig.from_settings``) and ``model.ModelConfig``; ``synthetic.Difficulty`` holds the
+synthetic set's difficulty: their defaults are also the schema's.
 
 >>> settings = EvalSettings.from_config({"steps": 2, "attacks": ["fgsm"]}, {"image_size": 32})
 >>> settings.steps, settings.batch_size, settings.inputs.image_size, settings.inputs.resize_size
