@@ -34,8 +34,11 @@ def save_localization_npz(
     """
     arrays: dict[str, np.ndarray] = {"labels": np.asarray(labels)}
     for prefix, values in (
-        ("frames", frames), ("attention", attention), ("pred", predictions), ("score", scores),
-    ):  # fmt: skip
+        ("frames", frames),
+        ("attention", attention),
+        ("pred", predictions),
+        ("score", scores),
+    ):
         arrays.update({f"{prefix}_{m}": np.asarray(v) for m, v in values.items()})
     if class_names is not None:
         arrays["class_names"] = np.asarray(list(class_names), dtype=str)

@@ -234,10 +234,15 @@ def read_manifest(
     if missing:
         raise ValueError(f"manifest lacks column(s) {missing}")
     return [
-        _Clip(base / str(r.clip_dir), int(r.label_index), int(r.num_samples), int(r.num_frames),
-              float(r.duration))
+        _Clip(
+            base / str(r.clip_dir),
+            int(r.label_index),
+            int(r.num_samples),
+            int(r.num_frames),
+            float(r.duration),
+        )
         for r in frame.itertuples(index=False)
-    ]  # fmt: skip
+    ]
 
 
 class AVDataset(Dataset):

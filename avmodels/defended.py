@@ -17,12 +17,13 @@ from avmodels.defenses import (
     training_loss_attack,
 )
 from avmodels.model import ModelConfig, load_checkpoint
+from avmodels.settings import ExfmemSettings
 
 
 def load_evaluated_model(
     checkpoint: str | Path,
     memory: str | Path | None = None,
-    exfmem: Mapping[str, Any] | None = None,
+    exfmem: ExfmemSettings | None = None,
     adaptive: bool = True,
 ) -> tuple[nn.Module, LossFn | None]:
     """Load a checkpoint, wrap it in ExFMem when memory banks are given, pick the attack loss.

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from avmodels import atomic
 from avmodels.fusion import FUSIONS
 from avmodels.lasso import LassoSolution, lipschitz_constant, sparse_code
+from avmodels.settings import ExfmemSettings
 
 logger = logging.getLogger(__name__)
 
@@ -308,9 +309,16 @@ class ExFMemModel(nn.Module):
             f, bank = feats[m], self.bank(m).to(feats[m].dtype)
             lip = float(getattr(self, f"lipschitz_{m}"))
             codes = sparse_code(
-                f, bank, self.lam, self.max_iter, self.tol, self.method, lip, self.stop,
+                f,
+                bank,
+                self.lam,
+                self.max_iter,
+                self.tol,
+                self.method,
+                lip,
+                self.stop,
                 self._solutions,
-            )  # fmt: skip
+            )
             self._tally(self._solutions.pop())
             out[m] = self.blend * (codes @ bank.T) + (1.0 - self.blend) * f
         return out
@@ -358,19 +366,13 @@ def load_banks(path: str | Path) -> dict[str, Tensor]:
     return atomic.torch_load(path, map_location="cpu", weights_only=True)
 
 
-#: Keys of the config's ``exfmem`` section that reach :class:`ExFMemModel`.
-EXFMEM_SETTINGS = ("lam", "blend", "max_iter", "tol", "method", "stop")
-
-
 def exfmem_model(
-    base: nn.Module, banks: Mapping[str, Tensor], exfmem: Mapping[str, Any] | None = None
+    base: nn.Module, banks: Mapping[str, Tensor], exfmem: ExfmemSettings | None = None
 ) -> ExFMemModel:
     """``base`` inside ExFMem with the config's ``exfmem`` settings (the same for the
-    evaluation and the full defense's fine-tuning): its ``EXFMEM_SETTINGS`` keys reach
-    :class:`ExFMemModel`, keys left out take its defaults (the bank ``size`` is used when
-    the banks are built)."""
-    settings = {k: v for k, v in (exfmem or {}).items() if k in EXFMEM_SETTINGS}
-    return ExFMemModel(base, banks, **settings)
+    evaluation and the full defense's fine-tuning; ``None``: the defaults). The bank
+    ``size`` is used when the banks are built."""
+    return ExFMemModel(base, banks, **(exfmem or ExfmemSettings()).model_kwargs())
 
 
 # -- the attacker's loss -------------------------------------------------------------------------

@@ -39,10 +39,10 @@ from typing import Any, Protocol
 
 from avmodels import atomic, media
 from avmodels.lists import FAILURE_COLUMNS, valid_times
+from avmodels.settings import YOUTUBE_URL, DownloadSettings
 
 logger = logging.getLogger(__name__)
 
-YOUTUBE_URL = "https://www.youtube.com/watch?v={id}"
 # yt-dlp's "worst" already means worst format with both audio and video; prefer >= 240p so
 # the 256 px frames are not upscaled from 144p, and merge separate streams as a last resort.
 DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/worstvideo+worstaudio"
@@ -66,7 +66,7 @@ REASONS = (
 )
 PERMANENT = frozenset(REASONS[:9])  # the video itself, as it is: skipped by later runs
 TRANSIENT = frozenset({"rate-limit", "bot-check", "network"})  # never recorded as failed
-RETRIED = ("format", "runtime", "extractor", "other")  # recorded, retried by default
+RETRIED = DownloadSettings.retry  # recorded, retried by default
 DENO_MIN_VERSION = (2, 3, 0)  # what yt-dlp accepts
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 CLIP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -532,41 +532,27 @@ def download_shard(
 
 # ---------------------------------------------------------------- workflow helpers
 
-SETTINGS = {  # the ``download:`` config section: key -> default
-    "cookies": None,  # cookies.txt of a signed-in browser (yt-dlp ``cookiefile``)
-    "sleep_requests": 0.0,  # s between the requests of one clip
-    "sleep_downloads": 0.0,  # s before each clip
-    "rate_limit": None,  # bytes/s
-    "retries": 3,  # network retries of one clip within a run
-    "retry": list(RETRIED),  # recorded reasons a later run tries again
-    "stop_after": 10,  # transient failures in a row that stop a shard (0: never)
-    "js_runtime": None,  # deno binary (None: the one the deno wheel installed)
-    "min_free_gb": 20.0,  # free disk the pre-flight asks for before the lists are known
-    "mb_per_clip": 3.0,  # disk per clip for the pre-flight's estimate
-}
 
-
-def shard_options(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Keyword arguments of :func:`download_shard` for a ``download:`` config section;
+def shard_options(settings: DownloadSettings) -> dict[str, Any]:
+    """Keyword arguments of :func:`download_shard` for the ``download:`` config section;
     checks the JavaScript runtime (:class:`RuntimeMissing`) and the cookies file."""
-    s = {**SETTINGS, **(settings or {})}
     ydl: dict[str, Any] = {}
-    if s["cookies"]:
-        cookies = Path(s["cookies"]).expanduser()
+    if settings.cookies:
+        cookies = Path(settings.cookies).expanduser()
         if not cookies.is_file():
             raise FileNotFoundError(f"download.cookies: no such file {cookies}")
         ydl["cookiefile"] = str(cookies)
-    if s["sleep_requests"]:
-        ydl["sleep_interval_requests"] = float(s["sleep_requests"])
-    if s["sleep_downloads"]:
-        ydl["sleep_interval"] = float(s["sleep_downloads"])
-    if s["rate_limit"]:
-        ydl["ratelimit"] = int(s["rate_limit"])
+    if settings.sleep_requests:
+        ydl["sleep_interval_requests"] = float(settings.sleep_requests)
+    if settings.sleep_downloads:
+        ydl["sleep_interval"] = float(settings.sleep_downloads)
+    if settings.rate_limit:
+        ydl["ratelimit"] = int(settings.rate_limit)
     return {
-        "retries": int(s["retries"]),
-        "retry_reasons": tuple(s["retry"]),
-        "stop_after": int(s["stop_after"]),
-        "js_runtime": deno_path(s["js_runtime"]),
+        "retries": int(settings.retries),
+        "retry_reasons": tuple(settings.retry),
+        "stop_after": int(settings.stop_after),
+        "js_runtime": deno_path(settings.js_runtime),
         "ydl_options": ydl,
     }
 

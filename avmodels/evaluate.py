@@ -531,7 +531,7 @@ def failed_evaluation(
             "n_correct": 0,
             "n": 0,
             "status": f"failed: {reason}",
-        }  # fmt: skip
+        }
         for mode in MODES
     ]
     return pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "status"])

@@ -143,9 +143,13 @@ def plot_budget_curves(
             for (attack, curve), pts in part.groupby(["attack", "curve"], sort=False):
                 line, marker = styles[curve]
                 ax.plot(
-                    pts["eps"] * 1e3, pts["accuracy"], linestyle=line, marker=marker,
-                    markersize=3, color=ATTACK_COLORS.get(attack, "gray"),
-                )  # fmt: skip
+                    pts["eps"] * 1e3,
+                    pts["accuracy"],
+                    linestyle=line,
+                    marker=marker,
+                    markersize=3,
+                    color=ATTACK_COLORS.get(attack, "gray"),
+                )
             clean = (
                 _clean_accuracy(evals, dataset, references[panel]) if panel in references else None
             )
@@ -169,10 +173,14 @@ def plot_budget_curves(
         ]
         handles.append(
             Line2D(
-                [], [], color="black", linestyle=(0, (1, 3)), linewidth=1,
+                [],
+                [],
+                color="black",
+                linestyle=(0, (1, 3)),
+                linewidth=1,
                 label="clean unimodal model of the unattacked modality",
             )
-        )  # fmt: skip
+        )
         fig.legend(
             handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False
         )
@@ -234,9 +242,12 @@ def plot_localization(
                 shown = frames.get(mode if mode in ("v", "av") else "clean", frames["clean"])
                 ax.imshow(_as_image(shown[i]))
                 ax.imshow(
-                    arr[f"attention_{mode}"][i], cmap="jet", alpha=0.45, interpolation="bilinear",
+                    arr[f"attention_{mode}"][i],
+                    cmap="jet",
+                    alpha=0.45,
+                    interpolation="bilinear",
                     extent=(0, width, height, 0),
-                )  # fmt: skip
+                )
                 pred = int(arr[f"pred_{mode}"][i]) if f"pred_{mode}" in arr else -1
                 verdict = "correct" if pred == int(labels[i]) else "wrong"
                 title = f"{MODE_TITLES[mode]}\npred: {_class_name(names, pred)} ({verdict})"
@@ -329,9 +340,13 @@ def plot_tsne(
                 colours = [colour[int(c)] for c in labels[: len(points)]]
                 size = 36 if stream.endswith("attacked") else 14
                 ax.scatter(
-                    points[:, 0], points[:, 1], color=colours, marker=STREAM_MARKERS[stream],
-                    s=size, linewidths=0,
-                )  # fmt: skip
+                    points[:, 0],
+                    points[:, 1],
+                    color=colours,
+                    marker=STREAM_MARKERS[stream],
+                    s=size,
+                    linewidths=0,
+                )
         handles = [
             Line2D(
                 [], [], linestyle="", marker=STREAM_MARKERS[s], color="gray", label=STREAM_LABELS[s]

@@ -12,20 +12,21 @@ Here the banks are the ``memory_bank`` step's: features of the training clips co
 MinSim model in evaluation mode (evaluation transforms), before fine-tuning. The same banks
 wrap the fine-tuned model when it is evaluated; they are not rebuilt after fine-tuning.
 
->>> summary = finetune_full_defense("minsim.pt", "memory/minsim.pt", {"lam": 0.1}, cfg,
+>>> summary = finetune_full_defense("minsim.pt", "memory/minsim.pt", ExfmemSettings(), cfg,
 ...                                 "manifest_train.csv", "manifest_val.csv", "ft.pt", "ft.csv")
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from avmodels.defenses import exfmem_model, load_banks
 from avmodels.model import load_checkpoint
+from avmodels.settings import ExfmemSettings
 from avmodels.train import (
     Manifest,
     TrainConfig,
@@ -40,7 +41,7 @@ from avmodels.train import (
 def finetune_full_defense(
     checkpoint: str | Path,
     memory: str | Path | Mapping[str, torch.Tensor],
-    exfmem: Mapping[str, Any] | None,
+    exfmem: ExfmemSettings,
     train_cfg: TrainConfig,
     train_manifest: Manifest,
     val_manifest: Manifest,
@@ -65,9 +66,18 @@ def finetune_full_defense(
         seed_everything(train_cfg.seed)
         base, _ = load_checkpoint(checkpoint)
         model = exfmem_model(base, banks, exfmem).to(dev)
-        extra = {"finetuned_from": str(checkpoint), "exfmem": dict(exfmem or {})}
+        extra = {"finetuned_from": str(checkpoint), "exfmem": asdict(exfmem)}
         history = fit(
-            model, train_cfg, train_manifest, val_manifest, checkpoint_path, log_csv,
-            device=dev, progress=progress, saved_model=base, extra=extra, dataset=dataset,
-        )  # fmt: skip
+            model,
+            train_cfg,
+            train_manifest,
+            val_manifest,
+            checkpoint_path,
+            log_csv,
+            device=dev,
+            progress=progress,
+            saved_model=base,
+            extra=extra,
+            dataset=dataset,
+        )
     return summarize(history, checkpoint_path, log_csv)

@@ -171,9 +171,16 @@ def solve_lasso(
 
 
 def _solve_to_change(
-    f: Tensor, m: Tensor, lam: float, max_iter: int, tol: float, method: str, step: float,
-    keep_supports: bool, init: Tensor | None,
-) -> LassoSolution:  # fmt: skip
+    f: Tensor,
+    m: Tensor,
+    lam: float,
+    max_iter: int,
+    tol: float,
+    method: str,
+    step: float,
+    keep_supports: bool,
+    init: Tensor | None,
+) -> LassoSolution:
     """The authors' rule: stop when ``||A_k - A_{k-1}||_F`` over the whole batch is < ``tol``."""
     supports: list[Tensor] = []
     betas: list[float] = []
@@ -200,9 +207,15 @@ def _solve_to_change(
 
 
 def _solve_to_gap(
-    f: Tensor, m: Tensor, lam: float, max_iter: int, tol: float, method: str, step: float,
+    f: Tensor,
+    m: Tensor,
+    lam: float,
+    max_iter: int,
+    tol: float,
+    method: str,
+    step: float,
     init: Tensor | None,
-) -> LassoSolution:  # fmt: skip
+) -> LassoSolution:
     """Per-sample duality-gap stop: a sample leaves the batch once its gap is <= ``tol``."""
     batch = f.shape[0]
     out = f.new_zeros(batch, m.shape[1]) if init is None else init.to(f.dtype).clone()
@@ -243,8 +256,10 @@ def _solve_to_gap(
 
 def _check_shapes(features: Tensor, memory: Tensor) -> None:
     if features.ndim != 2 or memory.ndim != 2 or features.shape[1] != memory.shape[0]:
-        raise ValueError(f"features (B, d) and memory (d, K) expected, got "
-                         f"{tuple(features.shape)} and {tuple(memory.shape)}")  # fmt: skip
+        raise ValueError(
+            f"features (B, d) and memory (d, K) expected, got "
+            f"{tuple(features.shape)} and {tuple(memory.shape)}"
+        )
 
 
 # -- active-set Lasso: feature-sign search on a growing working set ------------------------------
@@ -450,8 +465,9 @@ class _WorkingSet:
         codes = self.codes.new_zeros(len(rows), k)
         return codes.scatter_(1, self.view("index", rows), self.view("codes", rows))
 
-    def kkt_excess(self, features: Tensor, memory: Tensor, rows: Tensor | None, lam: float,
-                   tol: float) -> Tensor:  # fmt: skip
+    def kkt_excess(
+        self, features: Tensor, memory: Tensor, rows: Tensor | None, lam: float, tol: float
+    ) -> Tensor:
         """``|M_j^T (f - M a)| - lam (1 + tol)`` (b, K) of ``rows``' queries, -inf inside W."""
         codes, atoms = self.view("codes", rows), self.view("atoms", rows)
         fit = torch.bmm(codes.unsqueeze(1), atoms).squeeze(1)
@@ -482,8 +498,9 @@ def active_set_lasso(
     """
     _check_shapes(features, memory)
     if not (lam > 0 and tol >= 0 and max_iter >= 1):
-        raise ValueError(f"active_set_lasso needs lam > 0, tol >= 0, max_iter >= 1; "
-                         f"got {lam}, {tol}, {max_iter}")  # fmt: skip
+        raise ValueError(
+            f"active_set_lasso needs lam > 0, tol >= 0, max_iter >= 1; got {lam}, {tol}, {max_iter}"
+        )
     dtype = torch.promote_types(features.dtype, torch.float64)
     with torch.no_grad():
         f, m = features.detach().to(dtype), memory.detach().to(dtype)

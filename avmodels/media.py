@@ -58,12 +58,13 @@ import soundfile as sf
 
 from avmodels.classes import CLASSES
 from avmodels.lists import valid_times
+from avmodels.settings import FRAME_SHORT_SIDE
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 11025
 FPS = 8
-MAX_SHORT_SIDE = 256
+MAX_SHORT_SIDE = FRAME_SHORT_SIDE
 MIN_DURATION = 1.0
 JPEG_QUALITY = 3  # ffmpeg -q:v, 2 (best) .. 31; 3 is visually lossless
 AUDIO_FILE = "audio.wav"
@@ -674,14 +675,19 @@ def preprocess_many(
         if reason is None:
             return _manifest_row(item, clip_dir, read_info(clip_dir), class_index), None
         split = getattr(item, "split", "")
-        return None, {"clip_id": clip_id, "dataset": getattr(item, "dataset", ""),
-                      "split": split, "reason": reason}  # fmt: skip
+        return None, {
+            "clip_id": clip_id,
+            "dataset": getattr(item, "dataset", ""),
+            "split": split,
+            "reason": reason,
+        }
 
     rows, excluded = [], []
     with ThreadPoolExecutor(max(1, workers)) as pool:  # ffmpeg runs outside the GIL
         done = pool.map(one, items)
-        for row, exclusion in tqdm(done, total=len(items), desc="preprocess", unit="clip",
-                                   disable=not progress):  # fmt: skip
+        for row, exclusion in tqdm(
+            done, total=len(items), desc="preprocess", unit="clip", disable=not progress
+        ):
             if row is not None:
                 rows.append(row)
             else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,20 @@ class ModelConfig:
     visual_output_stride: int = 32  # 16 or 8 keeps a finer map for localization
     pretrained_visual: str | None = None  # local torchvision resnet18 state-dict file
     visual_pool: str = "max"  # "max" (paper's text) or "avg" (the authors' code), nets.VisualNet
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], num_classes: int, pretrained_visual: str | None = None
+    ) -> ModelConfig:
+        """From a variant's settings (``plan.variant_settings``: ``arch``,
+        ``visual_output_stride``, ``visual_pool``; other keys are its training's)."""
+        return cls(
+            variant=settings["arch"],
+            num_classes=num_classes,
+            visual_output_stride=settings["visual_output_stride"],
+            visual_pool=settings["visual_pool"],
+            pretrained_visual=pretrained_visual,
+        )
 
 
 class _Unimodal(nn.Module):

@@ -11,7 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from avmodels.registry import ATTACKS
-from avmodels.settings import AttackSettings
+from avmodels.settings import (
+    AttackSettings,
+    DatasetSettings,
+    FinetuneSettings,
+    FullDefenseSettings,
+    SweepSettings,
+)
 from avmodels.table_specs import TABLE_NAMES, load_spec
 from avmodels.table_specs.base import METHODS
 
@@ -44,9 +50,9 @@ def datasets(config: dict) -> list[str]:
     return list(config["datasets"])
 
 
-def _models(config: dict, key: str) -> list[str]:
-    default = ["concat", "audio", "visual"]
-    return [m for m in config["evaluation"].get(key, default) if m in config["variants"]]
+def _sweep_models(config: dict) -> list[str]:
+    models = SweepSettings.from_config(config["evaluation"]).sweep_models
+    return [m for m in models if m in config["variants"]]
 
 
 def attack_settings(config: dict) -> dict[str, Any]:
@@ -103,7 +109,7 @@ def sweep_evaluations(config: dict, dataset: str) -> list[EvalKey]:
     ev = config["evaluation"]
     return sorted(
         EvalKey(dataset, model, "none", attack, eps)
-        for model in _models(config, "sweep_models")
+        for model in _sweep_models(config)
         for attack in ev["attacks"]
         for eps in sweep_budgets(config)
     )
@@ -127,13 +133,9 @@ def all_evaluations(config: dict) -> list[EvalKey]:
     return sorted(keys)
 
 
-#: Keys of :func:`variant_settings` that shape the network (``ModelConfig``), not its training.
-MODEL_KEYS = ("arch", "visual_output_stride", "visual_pool")
-
-
 def variant_settings(config: dict, model: str, dataset: str | None = None) -> dict[str, Any]:
     """Training settings of one variant: shared, then the dataset's, then the variant's own;
-    with the network's ``MODEL_KEYS``."""
+    with the network's ``settings.MODEL_KEYS``."""
     variant = config["variants"][model]
     per_dataset = config["datasets"][dataset].get("train", {}) if dataset else {}
     settings = {**config["train"], **per_dataset, **variant.get("train", {})}
@@ -145,12 +147,11 @@ def variant_settings(config: dict, model: str, dataset: str | None = None) -> di
 
 #: The variant under the full defense (the MinSim+ExFMem rows of Tables 3-6).
 FULL_DEFENSE_MODEL = "minsim"
-FINETUNE_DEFAULTS = {"epochs": 1, "lr": 1e-4, "loss": "minsim", "loss_weight": 1.0}
 
 
 def full_defense_mode(config: dict) -> str:
     """``"finetune"`` or ``"test_time"`` (the default when ``full_defense`` is absent)."""
-    return config.get("full_defense", {}).get("mode", "test_time")
+    return FullDefenseSettings.from_config(config.get("full_defense")).mode
 
 
 def finetuned(config: dict, model: str, defense: str) -> bool:
@@ -165,15 +166,11 @@ def finetuned(config: dict, model: str, defense: str) -> bool:
 def finetune_settings(config: dict, model: str, dataset: str) -> dict[str, Any]:
     """Training settings of the full defense's fine-tuning: the variant's own, then
     ``full_defense.finetune``, then ``datasets.<name>.finetune``; ``lr`` sets every part's rate."""
-    settings = variant_settings(config, model, dataset)
     own = {
-        **FINETUNE_DEFAULTS,
         **config.get("full_defense", {}).get("finetune", {}),
         **config["datasets"][dataset].get("finetune", {}),
     }
-    lr = own.pop("lr")
-    settings.update(own, lr_audio=lr, lr_visual=lr, lr_head=lr)
-    return settings
+    return variant_settings(config, model, dataset) | FinetuneSettings.from_config(own).overrides()
 
 
 def analysis_datasets(config: dict, kind: str) -> list[str]:
@@ -182,5 +179,6 @@ def analysis_datasets(config: dict, kind: str) -> list[str]:
     return [
         d
         for d, spec in config["datasets"].items()
-        if spec.get(kind, False) and all(m in config["variants"] for m in needs)
+        if getattr(DatasetSettings.from_config(spec), kind)
+        and all(m in config["variants"] for m in needs)
     ]

@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from avmodels import download, media
+from avmodels.settings import DownloadSettings
 
 GB = 1e9
 
@@ -35,14 +35,13 @@ def clips_to_fetch(records_csv: str | Path, stores: Sequence[str | Path]) -> int
     return sum(1 for i in ids if not (i and any(media.find_video(s, i) for s in stores)))
 
 
-def estimate_bytes(settings: Mapping[str, Any], pending: Sequence[int | None]) -> float:
+def estimate_bytes(settings: DownloadSettings, pending: Sequence[int | None]) -> float:
     """Free disk the study needs: the clips still to fetch times ``mb_per_clip``; while a
     dataset's list is not known yet, at least ``min_free_gb``."""
-    s = {**download.SETTINGS, **settings}
-    known = sum(n for n in pending if n is not None) * float(s["mb_per_clip"]) * 1e6
+    known = sum(n for n in pending if n is not None) * float(settings.mb_per_clip) * 1e6
     if all(n is not None for n in pending):
         return known
-    return max(float(s["min_free_gb"]) * GB, known)
+    return max(float(settings.min_free_gb) * GB, known)
 
 
 def _writable(folder: Path) -> None:

@@ -170,8 +170,11 @@ def find_evaluation(
         if found["accuracy"].nunique() > 1:
             log.warning(
                 "clean accuracy of %s/%s/%s differs between jobs: %s",
-                dataset, model, defense, sorted(found["accuracy"].unique()),
-            )  # fmt: skip
+                dataset,
+                model,
+                defense,
+                sorted(found["accuracy"].unique()),
+            )
         return found.iloc[order[0]]
     sel &= evals["attack"] == attack
     if mode in ("a", "av"):
@@ -365,8 +368,9 @@ def paper_evaluations(budgets: Mapping[str, float] | None = None) -> pd.DataFram
         log.debug(
             "paper: %s differ for %s; kept %s",
             list(zip(group["record"], group["accuracy"], strict=True)),
-            dict(first[key]), first["accuracy"],
-        )  # fmt: skip
+            dict(first[key]),
+            first["accuracy"],
+        )
     return as_evaluations(frame.drop_duplicates(subset=key).reset_index(drop=True))
 
 

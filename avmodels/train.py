@@ -38,7 +38,7 @@ from avmodels import atomic, defenses, devices
 from avmodels.dataset import AVDataset, require_clips
 from avmodels.model import ModelConfig, build_model, save_checkpoint
 from avmodels.nets import AudioNet, VisualNet
-from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
+from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, MODEL_KEYS, RESIZE_SIZE, InputSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,15 @@ class TrainConfig:
         if self.loss not in defenses.TRAINING_LOSSES:
             valid = ", ".join(sorted(defenses.TRAINING_LOSSES))
             raise ValueError(f"unknown training loss {self.loss!r}; valid: {valid}")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], inputs: InputSettings, *, seed: int, threads: int
+    ) -> TrainConfig:
+        """From a variant's merged training settings (``plan.variant_settings`` or
+        ``plan.finetune_settings``; the network's ``MODEL_KEYS`` left out) and the inputs."""
+        own = {k: v for k, v in settings.items() if k not in MODEL_KEYS}
+        return cls(**own, seed=seed, threads=threads, **asdict(inputs))
 
 
 def seed_everything(seed: int) -> None:
@@ -278,9 +287,16 @@ def train(
         seed_everything(train_cfg.seed)
         model = build_model(model_config).to(dev)
         history = fit(
-            model, train_cfg, train_manifest, val_manifest, checkpoint_path, log_csv,
-            device=dev, progress=progress, dataset=dataset,
-        )  # fmt: skip
+            model,
+            train_cfg,
+            train_manifest,
+            val_manifest,
+            checkpoint_path,
+            log_csv,
+            device=dev,
+            progress=progress,
+            dataset=dataset,
+        )
     return summarize(history, checkpoint_path, log_csv)
 
 
@@ -308,9 +324,12 @@ def fit(
     require_clips(train_manifest, "train", dataset)
     require_clips(val_manifest, "validation", dataset)
     loss_fn = defenses.make_training_loss(
-        cfg.loss, model.config.num_classes, model.config.feature_dim, cfg.loss_weight,
+        cfg.loss,
+        model.config.num_classes,
+        model.config.feature_dim,
+        cfg.loss_weight,
         model_modalities(model),
-    ).to(device)  # fmt: skip
+    ).to(device)
     optimizer = torch.optim.SGD(
         parameter_groups(model, cfg, list(loss_fn.parameters())),
         momentum=cfg.momentum,
@@ -334,9 +353,19 @@ def fit(
     val_loader = make_loader(val_manifest, train=False, **data)
     saved = (saved_model or model, dict(extra or {}))
     return _fit(
-        model, loss_fn, optimizer, scheduler, train_loader, val_loader, cfg, device,
-        Path(checkpoint_path), Path(log_csv), progress, saved,
-    )  # fmt: skip
+        model,
+        loss_fn,
+        optimizer,
+        scheduler,
+        train_loader,
+        val_loader,
+        cfg,
+        device,
+        Path(checkpoint_path),
+        Path(log_csv),
+        progress,
+        saved,
+    )
 
 
 def summarize(history: list[dict], checkpoint_path: str | Path, log_csv: str | Path) -> dict:
@@ -527,9 +556,7 @@ def extract_features(
     manifest: Manifest,
     *,
     batch_size: int = 32,
-    audio_samples: int = AUDIO_SAMPLES,
-    image_size: int = IMAGE_SIZE,
-    resize_size: int = RESIZE_SIZE,
+    inputs: InputSettings | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
 ) -> tuple[dict[str, Tensor], Tensor]:
@@ -540,12 +567,7 @@ def extract_features(
     dev = resolve_device(device)
     model.to(dev).eval()
     loader = make_loader(
-        manifest,
-        train=False,
-        batch_size=batch_size,
-        audio_samples=audio_samples,
-        image_size=image_size,
-        resize_size=resize_size,
+        manifest, train=False, batch_size=batch_size, **asdict(inputs or InputSettings())
     )
     modalities = model_modalities(model)
     feats: dict[str, list[Tensor]] = {m: [] for m in modalities}

@@ -13,16 +13,21 @@ from pathlib import Path
 from typing import Any
 
 from avmodels.fetch import download_verified
+from avmodels.settings import IMAGENET_SHA256, IMAGENET_URL, PretrainedSettings
 
 logger = logging.getLogger(__name__)
 
-#: torchvision's ``ResNet18_Weights.IMAGENET1K_V1`` file.
-IMAGENET_URL = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
-#: torchvision publishes only this sha256 prefix (in the file name); its hub loader checks it.
-IMAGENET_SHA256 = "f37072fd"
+__all__ = [
+    "IMAGENET_FILE",
+    "IMAGENET_SHA256",  # torchvision's file and its published digest prefix (settings.py)
+    "IMAGENET_URL",
+    "WeightsDigestError",
+    "fetch_weights",
+    "settings",
+    "visual_weights_file",
+]
 #: Where the workflow keeps the fetched ImageNet weights.
 IMAGENET_FILE = "resources/weights/resnet18_imagenet1k_v1.pth"
-DEFAULTS = {"visual": "none", "url": IMAGENET_URL, "sha256": IMAGENET_SHA256}
 _DIGEST = re.compile(r"[0-9a-f]{8,64}")
 
 
@@ -30,14 +35,14 @@ class WeightsDigestError(ValueError):
     """A fetched weights file does not have the configured sha256 (or its prefix)."""
 
 
-def settings(config: dict[str, Any]) -> dict[str, str]:
-    """The ``pretrained`` section of a config with its defaults filled in."""
-    return {**DEFAULTS, **config.get("pretrained", {})}
+def settings(config: dict[str, Any]) -> PretrainedSettings:
+    """The ``pretrained`` section of a config, defaults filled in."""
+    return PretrainedSettings.from_config(config.get("pretrained"))
 
 
 def visual_weights_file(config: dict[str, Any]) -> str | None:
     """The file the visual network starts from: the fetched ImageNet one, a path, or None."""
-    visual = settings(config)["visual"]
+    visual = settings(config).visual
     if visual == "none":
         return None
     return IMAGENET_FILE if visual == "imagenet" else visual

@@ -15,6 +15,7 @@ from avmodels.jobs import failed_attempts
 from avmodels.codehash import rule_code_hash, table_code_hash
 from avmodels import weights
 from avmodels.registry import ATTACKS, DEFENSES, SPLITS
+from avmodels.settings import DatasetSettings, PreprocessSettings
 
 check_config(config, load_schema(ROOT / "config" / "config.schema.yaml"))
 
@@ -28,6 +29,7 @@ for _ds in OWN:
         raise ConfigError(f"config error at datasets.{_ds}.csv: no such file")
 # the `inputs` keys a model reads (frame_short_side is preprocessing's alone)
 MODEL_INPUTS = ("audio_samples", "image_size", "resize_size")
+PREPROCESS = PreprocessSettings.from_config(config["inputs"])
 
 
 if YOUTUBE:
@@ -67,8 +69,12 @@ def dataset_setting(wildcards, key, default=None):
     return canonical(config["datasets"][wildcards.dataset].get(key, default))
 
 
+def dataset_settings(dataset):
+    return DatasetSettings.from_config(config["datasets"][dataset])
+
+
 def shard_count(wildcards):
-    return dataset_setting(wildcards, "shards", 1)
+    return dataset_settings(wildcards.dataset).shards
 
 
 def synthetic_settings(wildcards):
@@ -76,9 +82,7 @@ def synthetic_settings(wildcards):
 
 
 def url_template(wildcards):
-    return dataset_setting(
-        wildcards, "url_template", "https://www.youtube.com/watch?v={id}"
-    )
+    return dataset_settings(wildcards.dataset).url_template
 
 
 def whole_videos(wildcards):
@@ -170,8 +174,9 @@ def download_options():
 def preflight():
     """Stop the run before any job, in one line, if YouTube clips cannot be downloaded."""
     from avmodels.preflight import PreflightError, check, clips_to_fetch, estimate_bytes
+    from avmodels.settings import DownloadSettings
 
-    settings = config.get("download", {})
+    settings = DownloadSettings.from_config(config.get("download"))
     pending = [
         clips_to_fetch(
             f"resources/{ds}/records.csv", [clip_store(ds, k) for k in shard_ids(ds)]
@@ -180,9 +185,7 @@ def preflight():
     ]
     stores = [f"resources/{ds}/videos" for ds in YOUTUBE]
     try:
-        found = check(
-            stores, estimate_bytes(settings, pending), settings.get("js_runtime")
-        )
+        found = check(stores, estimate_bytes(settings, pending), settings.js_runtime)
     except PreflightError as err:
         raise PreflightError(f"pre-flight: {err}") from None
     print("pre-flight: " + "; ".join(found), file=sys.stderr)
@@ -194,7 +197,7 @@ def list_files(wildcards):
 
 
 def shard_ids(dataset):
-    return [str(k) for k in range(config["datasets"][dataset].get("shards", 1))]
+    return [str(k) for k in range(dataset_settings(dataset).shards)]
 
 
 def shard_outputs(wildcards, kind):

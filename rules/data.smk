@@ -149,7 +149,7 @@ rule preprocess:
         runtime=240,
     params:
         shards=shard_count,
-        frame_short_side=config["inputs"].get("frame_short_side", 256),
+        frame_short_side=PREPROCESS.frame_short_side,
         classes=dataset_classes,
         video_dir=shard_store,
         code=code("preprocess"),
@@ -178,7 +178,7 @@ rule preprocess_local:
         runtime=240,
     params:
         shards=shard_count,
-        frame_short_side=config["inputs"].get("frame_short_side", 256),
+        frame_short_side=PREPROCESS.frame_short_side,
         classes=dataset_classes,
         code=code("preprocess_local"),
     script:

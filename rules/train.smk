@@ -7,8 +7,8 @@ rule visual_weights:
     conda:
         "../envs/avmodels.yaml"
     params:
-        url=weights.settings(config)["url"],
-        sha256=weights.settings(config)["sha256"],
+        url=weights.settings(config).url,
+        sha256=weights.settings(config).sha256,
         code=code("visual_weights"),
     script:
         "../workflow_scripts/visual_weights.py"

@@ -41,16 +41,18 @@ def best_objective(queries: Tensor, memory: Tensor, lam: float) -> Tensor:
     return best
 
 
-@pytest.mark.parametrize(("d", "k", "lam", "seed"), [(24, 48, 0.1, 0), (32, 160, 0.05, 1),
-                                                     (16, 64, 0.02, 2)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("d", "k", "lam", "seed"), [(24, 48, 0.1, 0), (32, 160, 0.05, 1), (16, 64, 0.02, 2)]
+)
 def test_active_set_reaches_the_optimum(d: int, k: int, lam: float, seed: int) -> None:
     queries, memory = class_problem(d, k, batch=6, seed=seed)
     sol = active_set_lasso(queries, memory, lam, tol=1e-9)
     assert sol.converged and sol.codes.dtype == torch.float64
     ours = lasso_objective(queries, memory, sol.codes, lam)
     assert torch.all((ours - best_objective(queries, memory, lam)).abs() <= 1e-6 * ours)
-    assert torch.equal(solve_lasso(queries, memory, lam, tol=1e-9, method="active_set").codes,
-                       sol.codes)  # fmt: skip
+    assert torch.equal(
+        solve_lasso(queries, memory, lam, tol=1e-9, method="active_set").codes, sol.codes
+    )
 
 
 def test_active_set_grows_the_working_set() -> None:

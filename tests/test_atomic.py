@@ -155,8 +155,10 @@ def test_killed_writer_leaves_the_old_file(tmp_path):
     target.write_bytes(OLD)
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(target)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(atomic.__file__).parents[1],
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(atomic.__file__).parents[1],
+    )
     assert child.stdout.readline().strip() == "half written"
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
@@ -260,17 +262,20 @@ def test_require_clips(manifests, tmp_path):
         require_clips(pd.DataFrame(), "train", "x")
 
 
-SMALL = EvalSettings(inputs=InputSettings(audio_samples=4096, image_size=32, resize_size=36))
-
-
 def test_empty_validation_split_is_an_error(manifests, tmp_path):
     config = ModelConfig(variant="audio", num_classes=2)
     with pytest.raises(EmptySplit, match="dataset music: the validation split has no clips"):
         train(
-            config, tiny_config(), manifests["train"], manifests["empty"],
-            tmp_path / "ckpt.pt", tmp_path / "log.csv", device="cpu", progress=False,
+            config,
+            tiny_config(),
+            manifests["train"],
+            manifests["empty"],
+            tmp_path / "ckpt.pt",
+            tmp_path / "log.csv",
+            device="cpu",
+            progress=False,
             dataset="music",
-        )  # fmt: skip
+        )
     assert list(tmp_path.iterdir()) == []  # no "best" epoch, no log
 
 
@@ -278,9 +283,15 @@ def test_empty_test_split_is_an_error(manifests):
     model = build_model(ModelConfig(variant="audio", num_classes=2))
     with pytest.raises(EmptySplit, match="dataset music: the test split has no clips"):
         evaluate(
-            model, manifests["empty"], "fgsm", 0.01, settings=SMALL, dataset="music",
-            device="cpu", progress=False,
-        )  # fmt: skip
+            model,
+            manifests["empty"],
+            "fgsm",
+            0.01,
+            EvalSettings(inputs=InputSettings(audio_samples=4096, image_size=32, resize_size=36)),
+            dataset="music",
+            device="cpu",
+            progress=False,
+        )
 
 
 def test_empty_split_ends_the_job_in_one_line(manifests, tmp_path):

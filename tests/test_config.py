@@ -112,9 +112,16 @@ def test_bad_config_names_the_key(repo_dir: Path, schema: dict, edit: str) -> No
 
 @pytest.mark.parametrize(
     "edit",
-    ["unknown key", "wrong type", "unknown fusion", "negative budget", "nan learning rate",
-     "variant name as a regex", "list name as a path"],
-)  # fmt: skip
+    [
+        "unknown key",
+        "wrong type",
+        "unknown fusion",
+        "negative budget",
+        "nan learning rate",
+        "variant name as a regex",
+        "list name as a path",
+    ],
+)
 def test_snakemake_rejects_bad_config_before_any_job(
     repo_dir: Path, tmp_path: Path, edit: str
 ) -> None:
@@ -123,10 +130,25 @@ def test_snakemake_rejects_bad_config_before_any_job(
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "all", "-s", str(repo_dir / "Snakefile"),
-         "--cores", "1", "--directory", str(tmp_path), "--configfile", str(path)],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "all",
+            "-s",
+            str(repo_dir / "Snakefile"),
+            "--cores",
+            "1",
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert run.returncode != 0
     assert CASES[edit] in run.stderr
     assert not (tmp_path / "results").exists()

@@ -54,10 +54,12 @@ localrule all:
     jobs = [(j.rule, j.wildcards) for j in cost.dry_run_jobs(text)]
     assert jobs == [
         ("train", {"dataset": "music", "model": "sum"}),
-        ("evaluate", {"dataset": "ave", "model": "pcl", "defense": "none", "attack": "mim",
-                      "eps": "0.006"}),
+        (
+            "evaluate",
+            {"dataset": "ave", "model": "pcl", "defense": "none", "attack": "mim", "eps": "0.006"},
+        ),
         ("all", {}),
-    ]  # fmt: skip
+    ]
 
 
 def test_schedule_waits_for_inputs_and_fills_the_devices(cost: ModuleType) -> None:
@@ -84,15 +86,31 @@ def test_jobs_are_costed_from_epochs_clips_and_attacks(cost: ModuleType) -> None
             job("train", {"dataset": "kinetics_sounds", "model": "concat"}),
             job("memory_bank", {"dataset": "ave", "model": "minsim"}),
             job("finetune", {"dataset": "music", "model": "minsim"}),
-            job("evaluate", {"dataset": "music", "model": "audio", "defense": "none",
-                             "attack": "pgd", "eps": "0.006"}),
-            job("evaluate", {"dataset": "music", "model": "minsim", "defense": "exfmem",
-                             "attack": "fgsm", "eps": "0.006"}),
+            job(
+                "evaluate",
+                {
+                    "dataset": "music",
+                    "model": "audio",
+                    "defense": "none",
+                    "attack": "pgd",
+                    "eps": "0.006",
+                },
+            ),
+            job(
+                "evaluate",
+                {
+                    "dataset": "music",
+                    "model": "minsim",
+                    "defense": "exfmem",
+                    "attack": "fgsm",
+                    "eps": "0.006",
+                },
+            ),
             job("table", {"table": "table1"}),
         ],
         fits,
         config,
-    )  # fmt: skip
+    )
     seconds = {(j.rule, j.wildcards.get("dataset")): j.seconds for j in jobs}
     assert ("table", None) not in seconds  # not a GPU rule
     assert seconds["train", "music"] == 100 * (312 + 104)  # 100 epochs, train + val clips

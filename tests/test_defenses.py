@@ -28,6 +28,7 @@ from avmodels.defenses import (
 )
 from avmodels.lasso import lasso_objective, lipschitz_constant, solve_lasso, sparse_code
 from avmodels.model import ModelConfig, build_model
+from avmodels.settings import ExfmemSettings
 
 LAM = 0.1
 
@@ -379,7 +380,7 @@ def test_each_solver_of_the_schema_is_reached_from_the_config(monkeypatch) -> No
     outputs = {}
     for method in methods:
         ran.clear()
-        settings = {"size": 10, "lam": 0.05, "method": method, "tol": 1e-9, "max_iter": 100_000}
+        settings = ExfmemSettings(size=10, lam=0.05, method=method, tol=1e-9, max_iter=100_000)
         with torch.no_grad():
             outputs[method] = exfmem_model(model, banks, settings)(**inputs)
         assert ran and set(ran) == {method}, (method, ran)

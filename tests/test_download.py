@@ -20,6 +20,7 @@ from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
 from avmodels import download, media
 from avmodels.data import ClipRecord
+from avmodels.settings import DownloadSettings
 
 GOOD, GOOD2 = "goodclip000", "goodclip-_1"
 BAD = {  # served id -> reason it must be recorded with
@@ -280,38 +281,38 @@ CLASSIFIED = [
             "YouTube account associated with this video has been terminated."
         ),
         "unavailable",
-    ),  # fmt: skip
+    ),
     (
         ExtractorError("Sign in to confirm your age. This video may be inappropriate"),
         "age-restricted",
-    ),  # fmt: skip
+    ),
     (GeoRestrictedError("The uploader has not made this video available"), "geo-blocked"),
     (
         ExtractorError(
             "Video unavailable. The uploader has not made this video available in your country"
         ),
         "geo-blocked",
-    ),  # fmt: skip
+    ),
     (DownloadError("ERROR: ffmpeg exited with code 183"), "corrupt"),
     (
         ExtractorError(
             "Requested format is not available. Use --list-formats for a list of available formats"
         ),
         "format",
-    ),  # fmt: skip
+    ),
     (
         ExtractorError(
             "[youtube] dQw4w9WgXcQ: n challenge solving failed: Some formats may "
             "be missing. Ensure you have a supported JavaScript runtime"
         ),
         "runtime",
-    ),  # fmt: skip
+    ),
     (
         ExtractorError(
             "[youtube] dQw4w9WgXcQ: Signature extraction failed: Some formats may be missing"
         ),
         "runtime",
-    ),  # fmt: skip
+    ),
     (ExtractorError("[youtube] dQw4w9WgXcQ: Unable to extract yt initial data"), "extractor"),
     (
         ExtractorError(
@@ -320,7 +321,7 @@ CLASSIFIED = [
             "rate-limited by YouTube for up to an hour."
         ),
         "rate-limit",
-    ),  # fmt: skip
+    ),
     (ExtractorError("Unable to download", cause=HTTPError(_response(429))), "rate-limit"),
     (
         ExtractorError(
@@ -328,7 +329,7 @@ CLASSIFIED = [
             "--cookies-from-browser or --cookies for the authentication."
         ),
         "bot-check",
-    ),  # fmt: skip
+    ),
     (DownloadError("ERROR: ffmpeg exited with code 1"), "network"),
     (ExtractorError("Unable to download", cause=HTTPError(_response(404))), "unavailable"),
     (ExtractorError("Unable to download", cause=HTTPError(_response(503))), "network"),
@@ -375,7 +376,7 @@ def test_shard_options_map_the_config_section(tmp_path: Path) -> None:
     cookies = tmp_path / "cookies.txt"
     cookies.write_text("# Netscape HTTP Cookie File\n")
     deno = _fake_deno(tmp_path / "deno", "2.5.0")
-    got = download.shard_options(
+    got = shard_options(
         {
             "cookies": str(cookies),
             "sleep_requests": 1.5,
@@ -399,10 +400,15 @@ def test_shard_options_map_the_config_section(tmp_path: Path) -> None:
             "ratelimit": 500000,
         },
     }
-    defaults = download.shard_options({"js_runtime": deno})
+    defaults = shard_options({"js_runtime": deno})
     assert defaults["retry_reasons"] == download.RETRIED and defaults["ydl_options"] == {}
     with pytest.raises(FileNotFoundError, match="download.cookies"):
-        download.shard_options({"cookies": str(tmp_path / "none.txt"), "js_runtime": deno})
+        shard_options({"cookies": str(tmp_path / "none.txt"), "js_runtime": deno})
+
+
+def shard_options(section: dict) -> dict:
+    """:func:`download.shard_options` of a ``download:`` config section."""
+    return download.shard_options(DownloadSettings.from_config(section))
 
 
 def test_js_runtime_reaches_yt_dlp(server: _Server, tmp_path: Path, monkeypatch) -> None:

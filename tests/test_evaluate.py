@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +46,14 @@ def trained(manifests, tmp_path_factory):
     """A Concat model trained to 100% on the easy test clips."""
     root = tmp_path_factory.mktemp("model")
     summary = train(
-        ModelConfig(variant="concat", num_classes=2), tiny_config(epochs=4),
-        manifests["train"], manifests["test"], root / "c.pt", root / "l.csv", progress=False,
-    )  # fmt: skip
+        ModelConfig(variant="concat", num_classes=2),
+        tiny_config(epochs=4),
+        manifests["train"],
+        manifests["test"],
+        root / "c.pt",
+        root / "l.csv",
+        progress=False,
+    )
     assert summary["best_val_acc"] == 100.0
     return load_checkpoint(root / "c.pt")[0]
 
@@ -85,10 +89,13 @@ def test_evaluation_is_deterministic(trained, manifests):
     pd.testing.assert_frame_equal(first, second)
 
 
-@pytest.mark.parametrize(("variant", "omit", "score"), [
-    ("audio", ["clean", "a"], ["clean", "a", "v", "av"]),
-    ("visual", ["clean", "v"], ["clean", "a", "v", "av"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("variant", "omit", "score"),
+    [
+        ("audio", ["clean", "a"], ["clean", "a", "v", "av"]),
+        ("visual", ["clean", "v"], ["clean", "a", "v", "av"]),
+    ],
+)
 def test_unimodal_modes(manifests, variant, omit, score):
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant=variant, num_classes=2))
@@ -127,13 +134,19 @@ def test_custom_loss_reaches_the_attack(trained, manifests):
 
 
 def test_defended_model(trained, manifests):
-    feats, _ = extract_features(trained, manifests["train"], batch_size=4, **asdict(INPUTS), **DATA)
+    feats, _ = extract_features(trained, manifests["train"], batch_size=4, inputs=INPUTS, **DATA)
     banks = defenses.build_memory_banks(feats, size=6, seed=0)
     defended = defenses.ExFMemModel(trained, banks, max_iter=50)
     rows = evaluate(
-        defended, manifests["test"], "fgsm", 0.02, settings(batch_size=4), defense="exfmem",
-        loss=defenses.adaptive_attack_loss("minsim"), **DATA,
-    )  # fmt: skip
+        defended,
+        manifests["test"],
+        "fgsm",
+        0.02,
+        settings(batch_size=4),
+        defense="exfmem",
+        loss=defenses.adaptive_attack_loss("minsim"),
+        **DATA,
+    )
     assert rows["mode"].tolist() == ["clean", "a", "v", "av"]
     assert (rows["defense"] == "exfmem").all()
     acc = rows.set_index("mode")["accuracy"]
@@ -159,9 +172,14 @@ def test_localization(manifests):
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant="localization", num_classes=2, visual_output_stride=8))
     result = evaluate_localization(
-        model, manifests["test"], "fgsm", 0.05, settings(paper_budget=False, batch_size=3),
-        keep_frames=2, **DATA,
-    )  # fmt: skip
+        model,
+        manifests["test"],
+        "fgsm",
+        0.05,
+        settings(paper_budget=False, batch_size=3),
+        keep_frames=2,
+        **DATA,
+    )
     assert list(result.summary.columns) == LOCALIZATION_COLUMNS
     assert result.summary["mode"].tolist() == ["clean", "a", "v", "av"]
     clean = result.summary.iloc[0]
@@ -179,14 +197,20 @@ def test_localization(manifests):
 
 def test_feature_sets(trained, manifests):
     feats, labels = feature_sets(
-        trained, manifests["test"], "fgsm", 0.05, settings(paper_budget=False, batch_size=2),
-        limit=3, **DATA,
-    )  # fmt: skip
+        trained,
+        manifests["test"],
+        "fgsm",
+        0.05,
+        settings(paper_budget=False, batch_size=2),
+        limit=3,
+        **DATA,
+    )
     assert set(feats) == {"clean", "a", "v"} and labels.tolist() == [0, 0, 1]
     for mode in feats:
         assert {k: tuple(v.shape) for k, v in feats[mode].items()} == {
-            "audio": (3, 512), "visual": (3, 512)
-        }  # fmt: skip
+            "audio": (3, 512),
+            "visual": (3, 512),
+        }
     # attacking one input changes only its own embedding
     assert torch.equal(feats["a"]["visual"], feats["clean"]["visual"])
     assert not torch.equal(feats["a"]["audio"], feats["clean"]["audio"])

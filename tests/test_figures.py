@@ -36,7 +36,7 @@ def sweep_evals(seed: int = 0) -> pd.DataFrame:
                             "accuracy": max(clean - drop, 0.0),
                             "n_correct": 0,
                             "n": 10,
-                        }  # fmt: skip
+                        }
                     )
     return pd.DataFrame(rows)
 
@@ -81,9 +81,14 @@ def localization_arrays(tmp_path: Path, n: int = 2) -> Path:
     predictions = {m: rng.integers(0, 3, n) for m in modes}
     scores = {m: rng.random(n) for m in modes}
     return analysis_arrays.save_localization_npz(
-        tmp_path / "loc.npz", frames, attention, predictions, np.arange(n), scores,
+        tmp_path / "loc.npz",
+        frames,
+        attention,
+        predictions,
+        np.arange(n),
+        scores,
         class_names=["cello", "flute", "tuba"],
-    )  # fmt: skip
+    )
 
 
 def test_localization_figure(tmp_path):

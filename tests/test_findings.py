@@ -14,9 +14,15 @@ from avmodels.tables import EVAL_COLUMNS, load_evaluations
 # paper_tables.csv spells methods and metrics out; the project's keys are short.
 METHODS = {"unimodal_audio": "unimodal_a", "unimodal_visual": "unimodal_v"}
 METRICS = {
-    "clean_av": "clean", "clean": "clean", "attacked_a": "a", "attacked_v": "v",
-    "attacked_av": "av", "avg": "avg", "avg_with_clean": "avg_clean", "ri": "ri",
-}  # fmt: skip
+    "clean_av": "clean",
+    "clean": "clean",
+    "attacked_a": "a",
+    "attacked_v": "v",
+    "attacked_av": "av",
+    "avg": "avg",
+    "avg_with_clean": "avg_clean",
+    "ri": "ri",
+}
 TABLE1 = {"table1": {"toy": "music"}}
 
 
@@ -92,11 +98,19 @@ def bits(n_right: int, n: int = 100, first: int = 0) -> str:
 def row(model, mode, correct, attack="fgsm", eps=0.012, defense="none", per_clip=True) -> dict:
     n, k = len(correct), correct.count("1")
     return {
-        "dataset": "toy", "model": model, "defense": defense, "attack": attack, "eps": eps,
-        "mode": mode, "eps_audio": eps if mode in ("a", "av") else 0.0,
-        "eps_visual": eps if mode in ("v", "av") else 0.0, "accuracy": 100.0 * k / n,
-        "n_correct": k, "n": n, "correct": correct if per_clip else None,
-    }  # fmt: skip
+        "dataset": "toy",
+        "model": model,
+        "defense": defense,
+        "attack": attack,
+        "eps": eps,
+        "mode": mode,
+        "eps_audio": eps if mode in ("a", "av") else 0.0,
+        "eps_visual": eps if mode in ("v", "av") else 0.0,
+        "accuracy": 100.0 * k / n,
+        "n_correct": k,
+        "n": n,
+        "correct": correct if per_clip else None,
+    }
 
 
 def clean_claim(concat: str, visual: str, per_clip: bool = True) -> findings.Claim:

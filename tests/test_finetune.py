@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from avmodels import plan
 from avmodels.defenses import ExFMemModel, build_memory_banks, minsim_loss
 from avmodels.finetune import finetune_full_defense
 from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from avmodels.settings import ExfmemSettings
 
 INPUTS = {"audio_samples": 4096, "image_size": 32, "resize_size": 36}
 
@@ -70,17 +72,25 @@ def test_a_finetuning_step_changes_both_encoders(manifests, tmp_path: Path) -> N
         feats = base.eval().encode(**_inputs(6))
     banks = build_memory_banks(feats, size=6, seed=0)
     cfg = tiny_config(epochs=1, loss="minsim", lr_audio=1e-4, lr_visual=1e-4, lr_head=1e-4)
-    exfmem = {"lam": 1e-3, "blend": 1.0, "max_iter": 100, "tol": 1e-6}
+    exfmem = ExfmemSettings(lam=1e-3, blend=1.0, max_iter=100, tol=1e-6)
     summary = finetune_full_defense(
-        tmp_path / "minsim.pt", banks, exfmem, cfg, manifests["train"], manifests["val"],
-        tmp_path / "ft.pt", tmp_path / "ft.csv", device="cpu", progress=False,
-    )  # fmt: skip
+        tmp_path / "minsim.pt",
+        banks,
+        exfmem,
+        cfg,
+        manifests["train"],
+        manifests["val"],
+        tmp_path / "ft.pt",
+        tmp_path / "ft.csv",
+        device="cpu",
+        progress=False,
+    )
     log = pd.read_csv(tmp_path / "ft.csv")
     assert log["epoch"].tolist() == [1] and log["train_loss"].notna().all()
     assert summary["best_epoch"] == 1
     tuned, extra = load_checkpoint(tmp_path / "ft.pt")
     assert extra["finetuned_from"] == str(tmp_path / "minsim.pt")
-    assert extra["exfmem"] == exfmem and extra["train_config"]["loss"] == "minsim"
+    assert extra["exfmem"] == asdict(exfmem) and extra["train_config"]["loss"] == "minsim"
     after = tuned.state_dict()
     assert not any(k.startswith("bank_") for k in after)  # the banks stay in their own file
     for net in ("audio_net", "visual_net", "classifier"):

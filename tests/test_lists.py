@@ -287,8 +287,14 @@ def test_kinetics_join(lists_dir: Path, tmp_path: Path) -> None:
 
     def row(label_id: tuple[str, str], start: int, label: str | None = None) -> dict:
         label = label_id[0].replace("_", " ") if label is None else label
-        return {"label": label, "youtube_id": label_id[1], "time_start": start,
-                "time_end": start + 10, "split": "train", "is_cc": 0}  # fmt: skip
+        return {
+            "label": label,
+            "youtube_id": label_id[1],
+            "time_start": start,
+            "time_end": start + 10,
+            "split": "train",
+            "is_cc": 0,
+        }
 
     k400 = ["label", "youtube_id", "time_start", "time_end", "split", "is_cc"]
     ann = {
@@ -309,10 +315,15 @@ def test_kinetics_join(lists_dir: Path, tmp_path: Path) -> None:
     records, exclusions = records_with_exclusions("kinetics_sounds", lists)
     got = {(r.split, r.label, r.youtube_id): (r.start, r.end) for r in records}
     expected = {
-        ("train", *tr0): (3.0, 13.0), ("train", *tr1): (0.0, 10.0), ("train", *tr2): (17.0, 27.0),
-        ("val", *va0): (12.0, 22.0), ("val", *va1): (30.0, 40.0),
-        ("test", *te0): (40.0, 50.0), ("test", *te1): (2.0, 12.0), ("test", *te2): (250.0, 260.0),
-    }  # fmt: skip
+        ("train", *tr0): (3.0, 13.0),
+        ("train", *tr1): (0.0, 10.0),
+        ("train", *tr2): (17.0, 27.0),
+        ("val", *va0): (12.0, 22.0),
+        ("val", *va1): (30.0, 40.0),
+        ("test", *te0): (40.0, 50.0),
+        ("test", *te1): (2.0, 12.0),
+        ("test", *te2): (250.0, 260.0),
+    }
     assert got == expected
     assert [r.split for r in records] == sorted((r.split for r in records), key=SPLITS.index)
     n_rows = sum(len(rows) for rows in raw.values())

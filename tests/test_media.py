@@ -87,7 +87,7 @@ SOURCES = {  # name -> (make kwargs, expected stored (H, W), source fps, source 
             "channels": 2,
             "vcodec": ("mpeg4",),
             "acodec": ("libmp3lame",),
-        },  # fmt: skip
+        },
         (17, 33),
         15.0,
         22050,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from avmodels import preflight
+from avmodels.settings import DownloadSettings
 
 
 def test_preflight_finds_what_it_needs(tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_free_disk_against_the_estimate(tmp_path: Path) -> None:
     (store / "b.mp4").write_bytes(b"x")
     assert preflight.clips_to_fetch(records, [store]) == 2
     assert preflight.clips_to_fetch(tmp_path / "none.csv", [store]) is None
-    settings = {"min_free_gb": 1, "mb_per_clip": 1000}
+    settings = DownloadSettings.from_config({"min_free_gb": 1, "mb_per_clip": 1000})
     assert preflight.estimate_bytes(settings, [None]) == 1e9
     assert preflight.estimate_bytes(settings, [2, None, 3]) == 5e9
     assert preflight.estimate_bytes(settings, [0, None]) == 1e9, "a list still unknown"

@@ -364,8 +364,11 @@ def test_rule_scripts_of_the_repository(repo_dir: Path):
 
 
 def _changed_cells(lines: list[str]) -> set[str]:
-    return {line.split()[4].split("=")[1] + "/" + line.split()[5].rstrip(":").split("=")[1]
-            for line in lines if line.startswith("changed")}  # fmt: skip
+    return {
+        line.split()[4].split("=")[1] + "/" + line.split()[5].rstrip(":").split("=")[1]
+        for line in lines
+        if line.startswith("changed")
+    }
 
 
 def test_diff_names_the_changed_parameter(run: Path, workflow, tmp_path: Path):

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
 import re
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from avmodels import registry, weights
+from avmodels import registry
 from avmodels.attacks import ATTACKS
-from avmodels.config import LISTED, load_schema
-from avmodels.defenses import TRAINING_LOSSES
+from avmodels.config import LISTED, canonical, load_schema
+from avmodels.defenses import TRAINING_LOSSES, ExFMemModel
 from avmodels.devices import REQUESTS
 from avmodels.fusion import FUSIONS
 from avmodels.lasso import LASSO_METHODS, STOP_RULES
-from avmodels.model import VARIANTS
-from avmodels.plan import FINETUNE_DEFAULTS, attack_settings
-from avmodels.settings import AttackSettings, EvalSettings, InputSettings
+from avmodels.model import VARIANTS, ModelConfig
+from avmodels.plan import attack_settings, full_defense_mode
+from avmodels.settings import (
+    AttackSettings,
+    DatasetSettings,
+    DownloadSettings,
+    EvalSettings,
+    ExfmemSettings,
+    FinetuneSettings,
+    FullDefenseSettings,
+    InputSettings,
+    LocalizationSettings,
+    PreprocessSettings,
+    PretrainedSettings,
+    SweepSettings,
+    SyntheticSettings,
+    TsneSettings,
+)
+from avmodels.synthetic import Difficulty
 from avmodels.table_specs import TABLE_NAMES
+from avmodels.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPS = load_schema(ROOT / "config" / "config.schema.yaml")["properties"]
@@ -53,18 +72,91 @@ def test_schema_enums_equal_the_registries():
     assert tuple(tables["additionalProperties"]["additionalProperties"]["enum"]) == LISTED
 
 
-def test_schema_defaults_equal_the_settings_defaults():
-    evaluation = PROPS["evaluation"]["properties"]
-    defaults = {k: v["default"] for k, v in evaluation.items() if "default" in v}
-    assert defaults == asdict(AttackSettings())
+SYNTHETIC = PROPS["datasets"]["additionalProperties"]["properties"]["synthetic"]
+# Each config section and the dataclass its jobs build from it; True where every key of the
+# section is a field of the class (the others also hold which models, attacks, budgets run).
+SECTIONS: dict[str, tuple[dict, Any, bool]] = {
+    "evaluation": (PROPS["evaluation"], (AttackSettings(), SweepSettings()), False),
+    "train": (DEFS["train_settings"], TrainConfig(), True),
+    "finetune": (DEFS["finetune_settings"], FinetuneSettings(), False),
+    "exfmem": (PROPS["exfmem"], ExfmemSettings(), True),
+    "download": (PROPS["download"], DownloadSettings(), True),
+    "pretrained": (PROPS["pretrained"], PretrainedSettings(), True),
+    "variants": (PROPS["variants"]["additionalProperties"], ModelConfig(), False),
+    "inputs (preprocessing)": (PROPS["inputs"], PreprocessSettings(), False),
+    "synthetic": (SYNTHETIC, SyntheticSettings(), True),
+    "datasets": (PROPS["datasets"]["additionalProperties"], DatasetSettings(), False),
+    "synthetic difficulty": (SYNTHETIC["properties"]["difficulty"], Difficulty(), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_schema_defaults_equal_the_dataclass_defaults(name):
+    """A key's schema default is its field's default; a field left ``None`` (unset: another
+    setting decides) has no schema default or ``null``."""
+    schema, classes, complete = SECTIONS[name]
+    own = {}
+    for settings in classes if isinstance(classes, tuple) else (classes,):
+        own |= {f.name: canonical(getattr(settings, f.name)) for f in fields(settings)}
+    if complete:
+        assert set(schema["properties"]) <= set(own)
+    own = {k: v for k, v in own.items() if k in schema["properties"]}
+    assert own, name
+    declared = {k: v["default"] for k, v in schema["properties"].items() if "default" in v}
+    assert declared == {k: v for k, v in own.items() if v is not None or k in declared}
+
+
+def test_other_defaults_agree_with_the_settings():
     assert PROPS["device"]["default"] == REQUESTS[0]
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     assert asdict(InputSettings()) == {k: paper["inputs"][k] for k in asdict(InputSettings())}
-    assert attack_settings({"evaluation": {}}) == defaults
-    finetune = DEFS["finetune_settings"]["properties"]
-    assert {k: v["default"] for k, v in finetune.items() if "default" in v} == FINETUNE_DEFAULTS
-    pretrained = PROPS["pretrained"]["properties"]
-    assert {k: v["default"] for k, v in pretrained.items()} == weights.DEFAULTS
+    assert attack_settings({"evaluation": {}}) == asdict(AttackSettings())
+    assert full_defense_mode({}) == FullDefenseSettings().mode
+    assert FullDefenseSettings().mode in PROPS["full_defense"]["properties"]["mode"]["enum"]
+    # the class ExFMem's settings reach has the same defaults
+    signature = inspect.signature(ExFMemModel).parameters
+    model_defaults = {k: signature[k].default for k in ExfmemSettings().model_kwargs()}
+    assert model_defaults == ExfmemSettings().model_kwargs()
+
+
+def test_analysis_settings_read_required_keys():
+    analysis = PROPS["analysis"]
+    section = {"attack": "pgd", "budget": 0.006, "localization_samples": 6}
+    section |= {"tsne_attack": "fgsm", "tsne_budget": 0.02, "tsne_samples": 200}
+    assert set(section) == set(analysis["required"]) == set(analysis["properties"])
+    assert LocalizationSettings.from_config(section) == LocalizationSettings("pgd", 0.006, 6)
+    assert TsneSettings.from_config(section) == TsneSettings("fgsm", 0.02, 200)
+
+
+def test_settings_from_config_take_the_sections_keys():
+    exfmem = ExfmemSettings.from_config({"size": 64, "tol": 1e-4, "method": "ista"})
+    assert (exfmem.size, exfmem.tol, exfmem.method, exfmem.lam) == (64, 1e-4, "ista", 0.1)
+    assert "size" not in exfmem.model_kwargs()
+    finetune = FinetuneSettings.from_config({"lr": 0.5, "milestones": [2]})
+    assert finetune.overrides() == {
+        "epochs": 1,
+        "loss": "minsim",
+        "loss_weight": 1.0,
+        "milestones": (2,),
+        "lr_audio": 0.5,
+        "lr_visual": 0.5,
+        "lr_head": 0.5,
+    }
+    full = FullDefenseSettings.from_config({"mode": "finetune", "finetune": {"epochs": 3}})
+    assert (full.mode, full.finetune.epochs) == ("finetune", 3)
+    synthetic = SyntheticSettings.from_config(
+        {"seed": 3, "test": 2, "difficulty": {"snr_db": [1, 2]}}
+    )
+    assert (synthetic.seed, synthetic.counts(), synthetic.difficulty) == (
+        3,
+        {"test": 2},
+        {"snr_db": [1, 2]},
+    )
+    assert SyntheticSettings().counts() is None
+    download = DownloadSettings.from_config({"retry": ["format"], "retries": 1})
+    assert (download.retry, download.retries, download.stop_after) == (("format",), 1, 10)
+    with pytest.raises(AttributeError):
+        download.retries = 2  # type: ignore[misc]
 
 
 def test_eval_settings_from_config_fill_defaults_and_ignore_other_keys():

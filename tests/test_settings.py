@@ -22,7 +22,7 @@ from avmodels.evaluate import evaluate_localization, spread_over_classes
 from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.nets import VisualNet
 from avmodels.plan import analysis_datasets, variant_settings
-from avmodels.settings import EvalSettings, InputSettings
+from avmodels.settings import EvalSettings, ExfmemSettings, InputSettings
 
 PRESETS = ("config.yaml", "config/tiny.yaml", "config/paper.yaml")
 
@@ -66,9 +66,11 @@ def _checkpoint(tmp_path: Path, loss: str, weight: float) -> tuple[Path, torch.n
     loss_fn = make_training_loss(loss, 3, 512, weight, model.modalities)
     path = tmp_path / f"{loss}.pt"
     save_checkpoint(
-        path, model, train_config={"loss": loss, "loss_weight": weight},
+        path,
+        model,
+        train_config={"loss": loss, "loss_weight": weight},
         loss_state=loss_fn.state_dict(),
-    )  # fmt: skip
+    )
     return path, loss_fn
 
 
@@ -116,7 +118,7 @@ def test_defended_models_loss_sees_the_denoised_features(tmp_path: Path) -> None
         banks = build_memory_banks(base.encode(**_inputs(5)[0]), size=4, seed=0)
     torch.save(banks, tmp_path / "banks.pt")
     model, attack_loss = load_evaluated_model(
-        path, tmp_path / "banks.pt", {"lam": 0.05, "max_iter": 50}
+        path, tmp_path / "banks.pt", ExfmemSettings(lam=0.05, max_iter=50)
     )
     with torch.no_grad():
         feats = model.encode(**inputs)  # after ExFMem
@@ -132,9 +134,12 @@ def test_evaluation_resize_is_the_references_bicubic(shape: tuple[int, int], siz
     hwc = np.random.default_rng(size).integers(0, 256, (*shape, 3), dtype=np.uint8)
     reference = T.Compose([T.Resize(size, T.InterpolationMode.BICUBIC), T.CenterCrop(size)])
     expected = np.asarray(reference(Image.fromarray(hwc)), dtype=np.int16)
-    ds = AVDataset(pd.DataFrame(columns=["clip_dir", "label_index", "num_samples",
-                                         "num_frames", "duration"]),
-                   train=False, image_size=size, resize_size=size)  # fmt: skip
+    ds = AVDataset(
+        pd.DataFrame(columns=["clip_dir", "label_index", "num_samples", "num_frames", "duration"]),
+        train=False,
+        image_size=size,
+        resize_size=size,
+    )
     got = (ds.transform(hwc) * 255).round().to(torch.int16).permute(1, 2, 0).numpy()
     diff = np.abs(got - expected)
     assert got.shape == expected.shape
@@ -199,9 +204,14 @@ def test_localization_examples_span_the_classes(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model(ModelConfig(variant="localization", num_classes=3, visual_output_stride=8))
     result = evaluate_localization(
-        model, manifest, "fgsm", 0.02,
+        model,
+        manifest,
+        "fgsm",
+        0.02,
         EvalSettings(paper_budget=False, inputs=InputSettings(2048, 16, 16)),
-        limit=3, keep_frames=3, progress=False,
-    )  # fmt: skip
+        limit=3,
+        keep_frames=3,
+        progress=False,
+    )
     assert sorted(result.labels.tolist()) == [0, 1, 2]
     assert result.frames["clean"].shape[0] == 3

@@ -15,6 +15,7 @@ from avmodels.defended import load_evaluated_model
 from avmodels.defenses import ExFMemModel
 from avmodels.lasso import lasso_objective, relative_gap, solve_lasso, sparse_code
 from avmodels.model import ModelConfig, build_model, save_checkpoint
+from avmodels.settings import ExfmemSettings
 
 LAM = 0.1  # the paper's lambda
 
@@ -167,10 +168,11 @@ def test_config_settings_reach_the_evaluated_model(tmp_path: Path) -> None:
         root / "config" / "tiny.yaml",
     ):
         section = yaml.safe_load(path.read_text())["exfmem"]
-        model, _ = load_evaluated_model(tmp_path / "model.pt", tmp_path / "bank.pt", section)
+        settings = ExfmemSettings.from_config(section)
+        model, _ = load_evaluated_model(tmp_path / "model.pt", tmp_path / "bank.pt", settings)
         got = {k: getattr(model, k) for k in ("lam", "blend", "max_iter", "tol", "method", "stop")}
         assert got == {k: section[k] for k in got}, path.name
         assert (model.method, model.stop) == ("active_set", "gap")
-    authors = {"method": "ista", "stop": "change", "tol": 8e-4, "size": 1024}
+    authors = ExfmemSettings(method="ista", stop="change", tol=8e-4)
     model, _ = load_evaluated_model(tmp_path / "model.pt", tmp_path / "bank.pt", authors)
     assert (model.method, model.stop, model.tol) == ("ista", "change", 8e-4)

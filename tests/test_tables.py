@@ -59,7 +59,7 @@ def write_evals(root: Path, dataset: str, seed: int, skip=()) -> list[Path]:
                             else clean * rng.uniform(0.05, 0.8),
                             "n_correct": 0,
                             "n": 104,
-                        }  # fmt: skip
+                        }
                         for mode in modes
                     ]
                     path = root / dataset / model / defense / attack / f"{eps:g}.csv"
@@ -144,8 +144,15 @@ def test_defense_table_structure_and_derived_columns(evals):
     assert cell(cells, method="minsim_exfmem", column="ri")["ours"] == pytest.approx(ri, abs=1e-3)
     assert cell(cells, method="none", column="ri")["ours"] == pytest.approx(0.0)
     # ExFMem rows read the exfmem evaluations of their base model
-    row = one(evals, dataset="synthetic_music", model="minsim", defense="exfmem", attack="fgsm",
-              eps=0.006, mode="a")  # fmt: skip
+    row = one(
+        evals,
+        dataset="synthetic_music",
+        model="minsim",
+        defense="exfmem",
+        attack="fgsm",
+        eps=0.006,
+        mode="a",
+    )
     got = cell(cells, method="minsim_exfmem", column="a")
     assert got["ours"] == pytest.approx(row["accuracy"], abs=1e-4)
     assert got["source_record"] == row["record"]
@@ -213,16 +220,30 @@ def test_attack_table_budgets_and_unimodal_clean_rows(evals):
     assert len(cells) == 3 * 5 + 2
     for attack in ("fgsm", "pgd", "mim"):
         for mode, eps in (("a", 0.012), ("v", 0.012), ("av", 0.006)):
-            row = one(evals, dataset="synthetic_music", model="concat", defense="none",
-                      attack=attack, eps=eps, mode=mode)  # fmt: skip
+            row = one(
+                evals,
+                dataset="synthetic_music",
+                model="concat",
+                defense="none",
+                attack=attack,
+                eps=eps,
+                mode=mode,
+            )
             got = cell(cells, attack=attack, method="concat", column=mode)["ours"]
             assert got == pytest.approx(row["accuracy"], abs=1e-4)
     uni = cells[cells["method"].isin(["unimodal_a", "unimodal_v"])]
     assert list(uni["column"]) == ["clean", "clean"]
     assert list(uni["paper"]) == [59.62, 81.73]
     table4 = tables.build_table("table4", evals, ["synthetic_music"])
-    row = one(evals, dataset="synthetic_music", model="concat", defense="none", attack="pgd",
-              eps=0.006, mode="v")  # fmt: skip
+    row = one(
+        evals,
+        dataset="synthetic_music",
+        model="concat",
+        defense="none",
+        attack="pgd",
+        eps=0.006,
+        mode="v",
+    )
     assert cell(table4, attack="pgd", column="v")["ours"] == pytest.approx(
         row["accuracy"], abs=1e-4
     )

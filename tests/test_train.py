@@ -13,6 +13,7 @@ import torch
 from avmodels import media
 from avmodels.data import MANIFEST_COLUMNS
 from avmodels.model import ModelConfig, build_model, load_checkpoint
+from avmodels.settings import InputSettings
 from avmodels.train import (
     LOG_COLUMNS,
     TrainConfig,
@@ -29,11 +30,25 @@ SECONDS = 4.0
 def _render(path: Path, rgb: tuple[int, int, int], freq: float) -> None:
     colour = "0x" + "".join(f"{c:02x}" for c in rgb)
     args = [
-        "ffmpeg", "-v", "error", "-y",
-        "-f", "lavfi", "-i", f"color=c={colour}:s=64x48:r=8:d={SECONDS}",
-        "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={media.SAMPLE_RATE}:d={SECONDS}",
-        "-c:v", "mpeg4", "-c:a", "aac", "-shortest", str(path),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c={colour}:s=64x48:r=8:d={SECONDS}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency={freq}:sample_rate={media.SAMPLE_RATE}:d={SECONDS}",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(path),
+    ]
     subprocess.run(args, check=True)
 
 
@@ -76,9 +91,16 @@ def make_manifests(root: Path, per_class: int = 3, held_out: int = 2) -> dict[st
 def tiny_config(**changes) -> TrainConfig:
     """32 px frames, 4096-sample audio, one batch of all six training clips."""
     base = TrainConfig(
-        epochs=2, batch_size=6, lr_audio=1e-2, lr_visual=1e-2, lr_head=1e-2, milestones=(),
-        audio_samples=4096, image_size=32, resize_size=36,
-    )  # fmt: skip
+        epochs=2,
+        batch_size=6,
+        lr_audio=1e-2,
+        lr_visual=1e-2,
+        lr_head=1e-2,
+        milestones=(),
+        audio_samples=4096,
+        image_size=32,
+        resize_size=36,
+    )
     return replace(base, **changes)
 
 
@@ -95,9 +117,14 @@ def _state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 def test_train_writes_log_and_best_checkpoint(manifests, tmp_path):
     cfg = tiny_config(epochs=3, milestones=(2,), gamma=0.5)
     summary = train(
-        ModelConfig(variant="concat", num_classes=2), cfg, manifests["train"], manifests["val"],
-        tmp_path / "ckpt.pt", tmp_path / "log.csv", progress=False,
-    )  # fmt: skip
+        ModelConfig(variant="concat", num_classes=2),
+        cfg,
+        manifests["train"],
+        manifests["val"],
+        tmp_path / "ckpt.pt",
+        tmp_path / "log.csv",
+        progress=False,
+    )
     log = pd.read_csv(tmp_path / "log.csv")
     assert list(log.columns) == LOG_COLUMNS
     assert log["epoch"].tolist() == [1, 2, 3]
@@ -115,10 +142,14 @@ def test_train_writes_log_and_best_checkpoint(manifests, tmp_path):
 
 def test_loss_decreases_on_easy_set(manifests, tmp_path):
     summary = train(
-        ModelConfig(variant="concat", num_classes=2), tiny_config(epochs=4),
-        manifests["train"], manifests["val"], tmp_path / "c.pt", tmp_path / "l.csv",
+        ModelConfig(variant="concat", num_classes=2),
+        tiny_config(epochs=4),
+        manifests["train"],
+        manifests["val"],
+        tmp_path / "c.pt",
+        tmp_path / "l.csv",
         progress=False,
-    )  # fmt: skip
+    )
     losses = [row["train_loss"] for row in summary["history"]]
     assert losses[-1] < losses[0]
     assert summary["history"][-1]["train_acc"] == 100.0
@@ -128,10 +159,14 @@ def test_two_runs_are_identical(manifests, tmp_path):
     cfg = tiny_config(loss="minsim")
     for run in ("a", "b"):
         train(
-            ModelConfig(variant="concat", num_classes=2), cfg, manifests["train"],
-            manifests["val"], tmp_path / run / "ckpt.pt", tmp_path / run / "log.csv",
+            ModelConfig(variant="concat", num_classes=2),
+            cfg,
+            manifests["train"],
+            manifests["val"],
+            tmp_path / run / "ckpt.pt",
+            tmp_path / run / "log.csv",
             progress=False,
-        )  # fmt: skip
+        )
     (state_a, extra_a), (state_b, extra_b) = (_state(tmp_path / r / "ckpt.pt") for r in "ab")
     assert state_a.keys() == state_b.keys()
     for key in state_a:
@@ -146,10 +181,14 @@ def test_two_runs_are_identical(manifests, tmp_path):
 @pytest.mark.parametrize("variant", ["audio", "visual"])
 def test_unimodal_and_pcl_training(manifests, tmp_path, variant):
     summary = train(
-        ModelConfig(variant=variant, num_classes=2), tiny_config(epochs=1, loss="pcl"),
-        manifests["train"], manifests["val"], tmp_path / "c.pt", tmp_path / "l.csv",
+        ModelConfig(variant=variant, num_classes=2),
+        tiny_config(epochs=1, loss="pcl"),
+        manifests["train"],
+        manifests["val"],
+        tmp_path / "c.pt",
+        tmp_path / "l.csv",
         progress=False,
-    )  # fmt: skip
+    )
     model, extra = load_checkpoint(tmp_path / "c.pt")
     assert model.modalities == (variant,)
     assert summary["best_epoch"] == 1
@@ -162,8 +201,11 @@ def test_parameter_groups_split_audio_visual_head():
     cfg = TrainConfig(lr_audio=0.1, lr_visual=0.2, lr_head=0.3, lr_loss=0.4)
     groups = {g["name"]: g for g in parameter_groups(model, cfg, [centres])}
     assert {k: g["lr"] for k, g in groups.items()} == {
-        "audio": 0.1, "visual": 0.2, "head": 0.3, "loss": 0.4
-    }  # fmt: skip
+        "audio": 0.1,
+        "visual": 0.2,
+        "head": 0.3,
+        "loss": 0.4,
+    }
     ids = {k: {id(p) for p in g["params"]} for k, g in groups.items()}
     assert ids["audio"] == {id(p) for p in model.audio_net.parameters()}
     assert ids["visual"] == {id(p) for p in model.visual_net.parameters()}
@@ -180,10 +222,10 @@ def test_unknown_loss_is_rejected():
 
 def test_extract_features_shapes(manifests):
     model = build_model(ModelConfig(variant="concat", num_classes=2))
+    inputs = InputSettings(audio_samples=4096, image_size=32, resize_size=36)
     feats, labels = extract_features(
-        model, manifests["val"], batch_size=3, audio_samples=4096, image_size=32, resize_size=36,
-        progress=False,
-    )  # fmt: skip
+        model, manifests["val"], batch_size=3, inputs=inputs, progress=False
+    )
     assert set(feats) == {"audio", "visual"}
     assert feats["audio"].shape == feats["visual"].shape == (4, 512)
     assert labels.tolist() == [0, 0, 1, 1]
@@ -234,13 +276,25 @@ def test_resume_state_of_other_settings_is_ignored(manifests, tmp_path, monkeypa
     ckpt = tmp_path / "ckpt.pt"
     monkeypatch.setattr(train_module, "_train_epoch", _kill_second_epoch(train_module))
     with pytest.raises(_Killed):
-        train(model_cfg, tiny_config(epochs=2), manifests["train"], manifests["val"], ckpt,
-              tmp_path / "log.csv", progress=False)  # fmt: skip
+        train(
+            model_cfg,
+            tiny_config(epochs=2),
+            manifests["train"],
+            manifests["val"],
+            ckpt,
+            tmp_path / "log.csv",
+            progress=False,
+        )
     monkeypatch.undo()
     summary = train(
-        model_cfg, tiny_config(epochs=2, lr_head=5e-3), manifests["train"], manifests["val"],
-        ckpt, tmp_path / "log.csv", progress=False,
-    )  # fmt: skip
+        model_cfg,
+        tiny_config(epochs=2, lr_head=5e-3),
+        manifests["train"],
+        manifests["val"],
+        ckpt,
+        tmp_path / "log.csv",
+        progress=False,
+    )
     assert summary["history"][0]["lr"] == 5e-3  # started over with the new settings
 
 
@@ -260,9 +314,14 @@ def _epochs_of_batches(manifest: Path, workers: int) -> list[list[torch.Tensor]]
     from avmodels.train import make_loader
 
     loader = make_loader(
-        manifest, train=True, batch_size=3, audio_samples=4096, image_size=32, resize_size=36,
+        manifest,
+        train=True,
+        batch_size=3,
+        audio_samples=4096,
+        image_size=32,
+        resize_size=36,
         num_workers=workers,
-    )  # fmt: skip
+    )
     epochs = []
     for epoch in (1, 2):
         loader.sampler.dataset.set_epoch(epoch)

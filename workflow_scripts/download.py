@@ -20,6 +20,7 @@ from avmodels.download import (
 )
 from avmodels.jobs import job
 from avmodels.lists import read_records, shard_records
+from avmodels.settings import DownloadSettings
 
 wc, params = snakemake.wildcards, snakemake.params
 try:
@@ -30,7 +31,7 @@ try:
             params.store,
             params.failures,
             url_template=params.url_template,
-            **shard_options(params.options),
+            **shard_options(DownloadSettings.from_config(params.options)),
         )
         log.info("%s", summary)
         transient = sum(summary.failed[r] for r in TRANSIENT)

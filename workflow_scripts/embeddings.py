@@ -10,13 +10,11 @@ from avmodels.analysis_arrays import save_tsne_npz
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import feature_sets, tsne_streams
 from avmodels.jobs import job
-from avmodels.settings import EvalSettings, InputSettings
+from avmodels.settings import EvalSettings, TsneSettings
 
-analysis = snakemake.params.analysis
-settings = EvalSettings(
-    paper_budget=snakemake.params.paper_budget,
-    inputs=InputSettings.from_config(snakemake.params.inputs),
-)
+params = snakemake.params
+analysis = TsneSettings.from_config(params.analysis)
+settings = EvalSettings.from_config({"paper_budget": params.paper_budget}, params.inputs)
 with job(snakemake):
     features = {}
     for name, path in (("concat", snakemake.input.plain), ("minsim", snakemake.input.minsim)):
@@ -24,11 +22,11 @@ with job(snakemake):
         sets, labels = feature_sets(
             model,
             snakemake.input.manifest,
-            analysis["tsne_attack"],
-            analysis["tsne_budget"],
+            analysis.attack,
+            analysis.budget,
             settings,
             loss=loss,
-            limit=analysis["tsne_samples"],
+            limit=analysis.samples,
         )
         features[name] = {k: v.numpy() for k, v in tsne_streams(sets).items()}
     save_tsne_npz(snakemake.output[0], features, labels.numpy(), snakemake.params.classes)

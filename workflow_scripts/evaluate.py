@@ -6,7 +6,7 @@ from avmodels import atomic
 from avmodels.defended import load_evaluated_model
 from avmodels.evaluate import evaluate, failed_evaluation
 from avmodels.jobs import job
-from avmodels.settings import EvalSettings
+from avmodels.settings import EvalSettings, ExfmemSettings
 
 ev = snakemake.params.evaluation
 wc = snakemake.wildcards
@@ -21,7 +21,7 @@ with job(snakemake, on_error=mark_failed) as log:
     model, loss = load_evaluated_model(
         snakemake.input.checkpoint,
         memory=snakemake.input.get("memory"),
-        exfmem=snakemake.params.exfmem,
+        exfmem=ExfmemSettings.from_config(snakemake.params.exfmem),
         adaptive=ev["adaptive"],
     )
     rows = evaluate(

@@ -6,23 +6,21 @@ from avmodels.analysis_arrays import save_localization_npz
 from avmodels.evaluate import evaluate_localization
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
-from avmodels.settings import EvalSettings, InputSettings
+from avmodels.settings import EvalSettings, LocalizationSettings
 
-analysis = snakemake.params.analysis
-settings = EvalSettings(
-    paper_budget=snakemake.params.paper_budget,
-    inputs=InputSettings.from_config(snakemake.params.inputs),
-)
+params = snakemake.params
+analysis = LocalizationSettings.from_config(params.analysis)
+settings = EvalSettings.from_config({"paper_budget": params.paper_budget}, params.inputs)
 with job(snakemake) as log:
     model, _ = load_checkpoint(snakemake.input.checkpoint)
     result = evaluate_localization(
         model,
         snakemake.input.manifest,
-        analysis["attack"],
-        analysis["budget"],
+        analysis.attack,
+        analysis.budget,
         settings,
-        limit=analysis["localization_samples"],
-        keep_frames=analysis["localization_samples"],
+        limit=analysis.samples,
+        keep_frames=analysis.samples,
     )
     save_localization_npz(
         snakemake.output[0],

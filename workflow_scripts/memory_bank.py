@@ -10,20 +10,15 @@ from avmodels import atomic
 from avmodels.defenses import build_memory_banks
 from avmodels.jobs import job
 from avmodels.model import load_checkpoint
+from avmodels.settings import ExfmemSettings, InputSettings
 from avmodels.train import extract_features
 
-exfmem = snakemake.params.exfmem
-inputs = snakemake.params.inputs
+exfmem = ExfmemSettings.from_config(snakemake.params.exfmem)
+inputs = InputSettings.from_config(snakemake.params.inputs)
 with job(snakemake, seed=snakemake.params.seed) as log:
     model, _ = load_checkpoint(snakemake.input.checkpoint)
-    features, labels = extract_features(
-        model,
-        snakemake.input.manifest,
-        audio_samples=inputs["audio_samples"],
-        image_size=inputs["image_size"],
-        resize_size=inputs["resize_size"],
-    )
-    banks = build_memory_banks(features, exfmem["size"], seed=snakemake.params.seed, labels=labels)
+    features, labels = extract_features(model, snakemake.input.manifest, inputs=inputs)
+    banks = build_memory_banks(features, exfmem.size, seed=snakemake.params.seed, labels=labels)
     banks = {name: bank.contiguous() for name, bank in banks.items()}
     atomic.torch_save(banks, snakemake.output[0])
     log.info("memory banks: %s", {name: tuple(bank.shape) for name, bank in banks.items()})

@@ -13,9 +13,10 @@ from avmodels.media import DiskFullError, preprocess_many
 wc, params = snakemake.wildcards, snakemake.params
 with job(snakemake) as log:
     clips = [
-        c for c in read_sources(snakemake.input.sources)
+        c
+        for c in read_sources(snakemake.input.sources)
         if shard_of(c.clip_id, params.shards) == int(wc.shard)
-    ]  # fmt: skip
+    ]
     try:
         rows, excluded = preprocess_many(
             clips,

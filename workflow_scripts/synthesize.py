@@ -8,20 +8,19 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 from avmodels import atomic
 from avmodels.jobs import job
 from avmodels.lists import FAILURE_COLUMNS, write_exclusions
-from avmodels.registry import SPLITS
+from avmodels.settings import SyntheticSettings
 from avmodels.synthetic import Difficulty, generate
 
-settings = dict(snakemake.params.settings)
+settings = SyntheticSettings.from_config(snakemake.params.settings)
 out = snakemake.output
-with job(snakemake, seed=settings.get("seed", 0)) as log:
+with job(snakemake, seed=settings.seed) as log:
     staging = Path(out.videos).parent / "synthetic.staging"
     shutil.rmtree(staging, ignore_errors=True)
-    counts = {split: settings[split] for split in SPLITS if split in settings}
     records = generate(
         staging,
-        counts or None,
-        seed=settings.get("seed", 0),
-        difficulty=Difficulty.from_settings(settings.get("difficulty")),
+        settings.counts(),
+        seed=settings.seed,
+        difficulty=Difficulty.from_settings(settings.difficulty),
         workers=snakemake.threads,
     )
     Path(out.videos).parent.mkdir(parents=True, exist_ok=True)

@@ -4,25 +4,19 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels.jobs import job
 from avmodels.model import ModelConfig
+from avmodels.settings import InputSettings
 from avmodels.train import TrainConfig, train
 
-settings = dict(snakemake.params.settings)
-inputs = snakemake.params.inputs
-with job(snakemake, seed=snakemake.params.seed) as log:
-    model_config = ModelConfig(
-        variant=settings.pop("arch"),
-        num_classes=len(snakemake.params.classes),
-        visual_output_stride=settings.pop("visual_output_stride"),
-        visual_pool=settings.pop("visual_pool"),
-        pretrained_visual=snakemake.input.get("visual_weights"),
+params = snakemake.params
+with job(snakemake, seed=params.seed) as log:
+    model_config = ModelConfig.from_settings(
+        params.settings, len(params.classes), snakemake.input.get("visual_weights")
     )
-    train_config = TrainConfig(
-        **settings,
-        seed=snakemake.params.seed,
+    train_config = TrainConfig.from_settings(
+        params.settings,
+        InputSettings.from_config(params.inputs),
+        seed=params.seed,
         threads=snakemake.threads,
-        audio_samples=inputs["audio_samples"],
-        image_size=inputs["image_size"],
-        resize_size=inputs["resize_size"],
     )
     summary = train(
         model_config,
