@@ -26,17 +26,15 @@ from avmodels.bpda import BPDA
 from avmodels.dataset import require_clips
 from avmodels.defenses import ExFMemModel
 from avmodels.evaluate import _job_budgets, _nominal, correctness_string
+from avmodels.metrics import EVAL_COLUMNS
 from avmodels.registry import AUTOATTACK
 from avmodels.settings import EvalSettings
 from avmodels.train import Manifest, make_loader, model_modalities, resolve_device, run_settings
 from avmodels.worstcase import WORST, AttackSpec, worst_case_by_mode
 
-APGD_LOSSES = ("ce", "dlr")
 ATTACKED_MODES = ("a", "v", "av")
-COLUMNS = [
-    "dataset", "model", "defense", "eps", "mode", "eps_audio", "eps_visual", "attack",
-    "accuracy", "n_correct", "n", "correct",
-]  # fmt: skip
+#: Columns of an APGD and Square evaluation file: the evaluations' and the per-clip ``correct``.
+COLUMNS = [*EVAL_COLUMNS, "correct"]
 
 
 def attack_label(entry: Mapping[str, object]) -> str:

@@ -17,7 +17,7 @@ from avmodels.devices import REQUESTS
 from avmodels.fusion import FUSIONS
 from avmodels.lasso import LASSO_METHODS, STOP_RULES
 from avmodels.model import VARIANTS
-from avmodels.plan import FINETUNE_DEFAULTS, attack_settings
+from avmodels.plan import FINETUNE_DEFAULTS, attack_settings, autoattack_settings
 from avmodels.settings import AttackSettings, EvalSettings, InputSettings
 from avmodels.table_specs import TABLE_NAMES
 
@@ -48,6 +48,11 @@ def test_schema_enums_equal_the_registries():
     assert set(exfmem["method"]["enum"]) == set(LASSO_METHODS)
     assert set(exfmem["stop"]["enum"]) == set(STOP_RULES)
     assert tuple(PROPS["device"]["enum"]) == REQUESTS
+    autoattack = PROPS["autoattack"]["properties"]["attacks"]["items"]["properties"]
+    assert tuple(autoattack["attack"]["enum"]) == registry.AUTOATTACK
+    from avmodels.apgd import LOSSES  # after avmodels.attacks: it registers the attacks
+
+    assert tuple(autoattack["loss"]["enum"]) == tuple(LOSSES)
     tables = PROPS["tables"]
     assert tuple(tables["propertyNames"]["enum"]) == TABLE_NAMES
     assert tuple(tables["additionalProperties"]["additionalProperties"]["enum"]) == LISTED
@@ -63,6 +68,11 @@ def test_schema_defaults_equal_the_settings_defaults():
     assert attack_settings({"evaluation": {}}) == defaults
     finetune = DEFS["finetune_settings"]["properties"]
     assert {k: v["default"] for k, v in finetune.items() if "default" in v} == FINETUNE_DEFAULTS
+    autoattack = PROPS["autoattack"]["properties"]
+    filled = autoattack_settings({"evaluation": {"table_budgets": {"multi": 0.1}}, "tables": {}})
+    assert {k: v["default"] for k, v in autoattack.items() if "default" in v} == {
+        k: filled[k] for k in ("bpda", "seed")
+    }
     pretrained = PROPS["pretrained"]["properties"]
     assert {k: v["default"] for k, v in pretrained.items()} == weights.DEFAULTS
 
