@@ -217,7 +217,7 @@ def masking_verdict(checks: Sequence[Check]) -> str:
 def masking_findings(evals: pd.DataFrame, datasets: Sequence[str]) -> list[str]:
     """The Markdown section of ``findings.md``: one verdict per dataset and defense."""
     lines = [
-        f"## Beyond the paper: {TITLE.lower()}",
+        f"## Beyond the paper: {TITLE[0].lower()}{TITLE[1:]}",
         "",
         "Does the gradient-free attack (Square) fool more clips than the gradient attacks "
         "(APGD) at the same budget? That is a sign of masked gradients (held: in some mode).",
