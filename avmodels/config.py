@@ -107,6 +107,9 @@ def _check_references(config: dict) -> None:
         for dataset in shown:
             if dataset not in config["datasets"]:
                 raise ConfigError(f"config error at tables.{table}: unknown dataset {dataset!r}")
+    for dataset in config.get("autoattack", {}).get("datasets", []):
+        if dataset not in config["datasets"]:
+            raise ConfigError(f"config error at autoattack.datasets: unknown dataset {dataset!r}")
     for name, spec in config["datasets"].items():
         _check_dataset(name, spec)
     inputs = config["inputs"]

@@ -252,11 +252,13 @@ def write_findings(
     path: str | Path,
     paper: Sequence[Claim] | None = None,
     datasets: Sequence[str] = (),
+    extra: Sequence[str] = (),
 ) -> Path:
     """Markdown report: a summary table, then each claim with its comparisons; atomic write.
 
     ``paper`` (e.g. :func:`paper_claims`) adds the verdicts on the paper's printed cells;
-    ``datasets`` (the run's) add the demonstration heading for the embedded dataset.
+    ``datasets`` (the run's) add the demonstration heading for the embedded dataset;
+    ``extra`` lines (e.g. :func:`avmodels.autotable.masking_findings`) close the report.
     """
     ref = {c.name: c for c in paper or ()}
     lines = [
@@ -289,6 +291,7 @@ def write_findings(
                 "- the paper prints no number for it"
             ]
         lines.append("")
+    lines += extra
     path = Path(path)
     atomic.write_text(path, "\n".join(lines))
     return path

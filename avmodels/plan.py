@@ -182,3 +182,39 @@ def analysis_datasets(config: dict, kind: str) -> list[str]:
         if getattr(DatasetSettings.from_config(spec), kind)
         and all(m in config["variants"] for m in needs)
     ]
+
+
+#: Where one APGD and Square job writes its scores (the workflow's ``autoattack`` output).
+AUTOATTACK_EVALUATION = "results/{dataset}/autoattack/{model}/{defense}/{eps}.csv"
+#: The rows of the table "Defenses under APGD and Square": the defended models of Tables 3-6.
+AUTOATTACK_DEFENSES = ("pcl", "maxsim", "minsim", "exfmem", "minsim_exfmem")
+DEFENSE_TABLES = ("table3", "table4", "table5", "table6")
+
+
+def autoattack_settings(config: dict) -> dict[str, Any]:
+    """The ``autoattack`` section, defaults filled in: no attacks, the tables' ``multi``
+    budget, the datasets of Tables 3-6, no BPDA, seed 0."""
+    section = config.get("autoattack", {})
+    shown = [d for t in DEFENSE_TABLES for d in table_datasets(config, t)]
+    return {
+        "attacks": list(section.get("attacks", [])),
+        "budget": float(section.get("budget", config["evaluation"]["table_budgets"]["multi"])),
+        "datasets": list(section.get("datasets", dict.fromkeys(shown))),
+        "bpda": bool(section.get("bpda", False)),
+        "seed": int(section.get("seed", 0)),
+    }
+
+
+def autoattack_evaluations(config: dict) -> list[str]:
+    """The APGD and Square jobs' outputs: each defended model of each dataset (none when
+    no attack is configured); a defense whose variant is not configured is left out."""
+    settings = autoattack_settings(config)
+    if not settings["attacks"]:
+        return []
+    eps = fmt_eps(settings["budget"])
+    return [
+        AUTOATTACK_EVALUATION.format(dataset=d, model=m.model, defense=m.defense, eps=eps)
+        for d in settings["datasets"]
+        for m in (METHODS[name] for name in AUTOATTACK_DEFENSES)
+        if m.model in config["variants"]
+    ]

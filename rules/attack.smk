@@ -23,3 +23,30 @@ rule evaluate:
         attempt=failed_attempts(plan.EVALUATION),
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule autoattack:
+    input:
+        unpack(eval_inputs),
+    output:
+        plan.AUTOATTACK_EVALUATION,
+    log:
+        "logs/{dataset}/autoattack/{model}/{defense}/{eps}.log",
+    benchmark:
+        "benchmarks/{dataset}/autoattack/{model}/{defense}/{eps}.tsv"
+    group:
+        "evaluation"
+    conda:
+        "../envs/avmodels.yaml"
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    params:
+        evaluation=canonical(plan.attack_settings(config)),
+        autoattack=autoattack_params(),
+        exfmem=exfmem_settings,
+        inputs=model_inputs(),
+        code=code("autoattack"),
+    script:
+        "../workflow_scripts/autoattack.py"

@@ -281,5 +281,24 @@ def figure_outputs():
     return figures
 
 
+def autoattack_params():
+    """What shapes an APGD and Square job's numbers (its budget is in its path)."""
+    settings = plan.autoattack_settings(config)
+    return canonical({k: settings[k] for k in ("attacks", "bpda", "seed")})
+
+
+def autoattack_outputs():
+    return plan.autoattack_evaluations(config)
+
+
+def autoattack_table():
+    return ["results/tables/autoattack.csv"] if autoattack_outputs() else []
+
+
 def get_final_output():
-    return table_outputs() + figure_outputs() + ["results/findings.md"]
+    return (
+        table_outputs()
+        + autoattack_table()
+        + figure_outputs()
+        + ["results/findings.md"]
+    )

@@ -28,6 +28,7 @@ FIGURES = {"matplotlib", "PIL", "pandas"}  # PIL comes with matplotlib
 ALLOWED: dict[str, set[str]] = {
     "train": NETWORKS,
     "evaluate": NETWORKS,
+    "autoattack": NETWORKS,
     "finetune": NETWORKS,
     "memory_bank": NETWORKS,
     "localization": NETWORKS,
@@ -37,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "tsne_figure": FIGURES,  # scikit-learn only inside the t-SNE call
     "table": {"pandas"},
     "findings": {"pandas"},
+    "autoattack_table": {"pandas"},
     "manifest": {"pandas"},
     "preprocess": {"pandas"},
     "preprocess_local": {"pandas"},

@@ -19,7 +19,7 @@ from avmodels.devices import REQUESTS
 from avmodels.fusion import FUSIONS
 from avmodels.lasso import LASSO_METHODS, STOP_RULES
 from avmodels.model import VARIANTS, ModelConfig
-from avmodels.plan import attack_settings, full_defense_mode
+from avmodels.plan import attack_settings, autoattack_settings, full_defense_mode
 from avmodels.settings import (
     AttackSettings,
     DatasetSettings,
@@ -67,6 +67,11 @@ def test_schema_enums_equal_the_registries():
     assert set(exfmem["method"]["enum"]) == set(LASSO_METHODS)
     assert set(exfmem["stop"]["enum"]) == set(STOP_RULES)
     assert tuple(PROPS["device"]["enum"]) == REQUESTS
+    autoattack = PROPS["autoattack"]["properties"]["attacks"]["items"]["properties"]
+    assert tuple(autoattack["attack"]["enum"]) == registry.AUTOATTACK
+    from avmodels.apgd import LOSSES  # after avmodels.attacks: it registers the attacks
+
+    assert tuple(autoattack["loss"]["enum"]) == tuple(LOSSES)
     tables = PROPS["tables"]
     assert tuple(tables["propertyNames"]["enum"]) == TABLE_NAMES
     assert tuple(tables["additionalProperties"]["additionalProperties"]["enum"]) == LISTED
@@ -113,6 +118,11 @@ def test_other_defaults_agree_with_the_settings():
     assert attack_settings({"evaluation": {}}) == asdict(AttackSettings())
     assert full_defense_mode({}) == FullDefenseSettings().mode
     assert FullDefenseSettings().mode in PROPS["full_defense"]["properties"]["mode"]["enum"]
+    autoattack = PROPS["autoattack"]["properties"]
+    filled = autoattack_settings({"evaluation": {"table_budgets": {"multi": 0.1}}, "tables": {}})
+    assert {k: v["default"] for k, v in autoattack.items() if "default" in v} == {
+        k: filled[k] for k in ("bpda", "seed")
+    }
     # the class ExFMem's settings reach has the same defaults
     signature = inspect.signature(ExFMemModel).parameters
     model_defaults = {k: signature[k].default for k in ExfmemSettings().model_kwargs()}

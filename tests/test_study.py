@@ -16,6 +16,8 @@ import torch
 import yaml
 from studies import CONFIG, Study, snakemake, tail
 
+from avmodels import autotable
+from avmodels.autoeval import attack_label
 from avmodels.claims import CLAIMS
 from avmodels.model import load_checkpoint
 from avmodels.paper import paper_value
@@ -74,6 +76,16 @@ def test_every_table_has_every_cell_with_ours_and_paper(study: Study) -> None:
         for suffix in ("md", "tex"):
             text = (study.root / "results" / "tables" / f"{table}.{suffix}").read_text()
             assert load_spec(table).title.split(":")[0] in text, (table, suffix)
+    frame = read_table(study.root, "autoattack")  # the defenses under APGD and Square
+    assert list(frame.columns) == autotable.CELL_COLUMNS
+    assert list(dict.fromkeys(frame["method"])) == list(autotable.DEFENDED)
+    labels = {attack_label(a) for a in config["autoattack"]["attacks"]}
+    assert set(frame["attack"]) == {"clean", "worst", *labels}
+    assert pd.to_numeric(frame["ours"]).between(0, 100).all(), frame
+    assert all((study.root / p).is_file() for p in frame["source_record"])
+    for suffix in ("md", "tex"):
+        text = (study.root / "results" / "tables" / f"autoattack.{suffix}").read_text()
+        assert autotable.TITLE in text, suffix
 
 
 def test_findings_check_every_claim(study: Study) -> None:
@@ -87,6 +99,8 @@ def test_findings_check_every_claim(study: Study) -> None:
     assert "Paper's numbers (held)" in text
     assert "**A demonstration of the pipeline.**" in text
     assert "(paired bootstrap)" in text and "(exact binomial)" in text
+    masking = re.findall(r"^### `(\w+)` on .+: (held|not held|within noise)$", text, re.M)
+    assert [m for m, _ in masking] == list(autotable.DEFENDED), text
 
 
 def test_full_defense_is_finetuned_and_its_cells_come_from_it(study: Study) -> None:
@@ -130,7 +144,7 @@ def test_report_has_tables_figures_and_captions(study: Study, tmp_path: Path) ->
     assert done.returncode == 0, tail(done.stdout)
     html = report.read_text()
     assert "Tian &amp; Xu" in html or "Tian & Xu" in html  # the workflow description
-    for name in (*(f"{t}.csv" for t in TABLE_NAMES), "findings.md"):
+    for name in (*(f"{t}.csv" for t in TABLE_NAMES), "autoattack.csv", "findings.md"):
         assert name in html, name
     for figure in ("budget_curves", "localization", "tsne", "tsne_attacked_audio"):
         assert f"{DATASET}_{figure}.png" in html, figure

@@ -2,6 +2,7 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
+from avmodels.autotable import load_autoattack, masking_findings
 from avmodels.findings import RunCells, check_claims, paper_claims, write_findings
 from avmodels.jobs import job
 from avmodels.tables import load_evaluations
@@ -19,5 +20,9 @@ with job(snakemake) as log:
     )
     datasets = sorted({d for mapping in params.tables.values() for d in mapping})
     claims = check_claims(cells)
-    write_findings(claims, snakemake.output[0], paper_claims(), datasets)
+    extra = []
+    if snakemake.input.autoattack:
+        evals = load_autoattack(snakemake.input.autoattack)
+        extra = masking_findings(evals, params.autoattack_datasets)
+    write_findings(claims, snakemake.output[0], paper_claims(), datasets, extra)
     log.info("%d claims checked: %s", len(claims), ", ".join(c.verdict for c in claims))

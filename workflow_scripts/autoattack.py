@@ -1,0 +1,33 @@
+"""Score one defended model under APGD and Square: each attack and the worst case, per mode."""
+
+import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
+
+from avmodels import atomic
+from avmodels.autoeval import attack_specs, evaluate_autoattack
+from avmodels.defended import load_evaluated_model
+from avmodels.jobs import job
+from avmodels.settings import EvalSettings
+
+params = snakemake.params
+wc = snakemake.wildcards
+
+with job(snakemake) as log:
+    model, _ = load_evaluated_model(
+        snakemake.input.checkpoint,
+        memory=snakemake.input.get("memory"),
+        exfmem=params.exfmem,
+        adaptive=False,  # APGD and Square take no custom loss
+    )
+    rows = evaluate_autoattack(
+        model,
+        snakemake.input.manifest,
+        attack_specs(params.autoattack["attacks"], params.autoattack["seed"]),
+        float(wc.eps),
+        EvalSettings.from_config(params.evaluation, params.inputs),
+        bpda=params.autoattack["bpda"],
+        dataset=wc.dataset,
+        model_name=wc.model,
+        defense=wc.defense,
+    )
+    atomic.write_csv(rows, snakemake.output[0], index=False)
+    log.info("\n%s", rows.drop(columns="correct").to_string(index=False))
