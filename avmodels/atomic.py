@@ -4,7 +4,7 @@ Every file the workflow writes goes through :func:`writing`: the content goes to
 temporary file beside the target, is flushed to disk, and only then replaces the target
 (``os.replace``). A crash or an error while writing leaves the old target, or none, never a
 truncated one. (Clip folders and rendered videos, which ffmpeg writes, are built under a
-temporary name and renamed whole by :mod:`avmodels.media` and :mod:`avmodels.synthetic`.)
+temporary name and renamed whole by :mod:`avmodels.data.media` and :mod:`avmodels.data.synthetic`.)
 Importing this module does not import torch.
 """
 

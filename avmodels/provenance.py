@@ -1,12 +1,14 @@
 """Provenance records: where each output's record lies and the sha256 of files.
 
 Every workflow output ``X`` gets a record ``X.prov.json`` beside it, written by
-``avmodels.jobs.job``: the rule, its wildcards and parameters (``code``: the step's code
-hash, :mod:`avmodels.codehash`), the sha256 of its inputs and of the output, the records of
+``avmodels.workflow.jobs.job``: the rule, its wildcards and parameters (``code``: the step's code
+hash, :mod:`avmodels.workflow.codehash`), the sha256 of its inputs and of the output, the records of
 the inputs, seed, package versions, device, host and times. Workflow steps reach this
-module through the job harness, so it holds only what records need.
+module through the job harness, so it holds only what records need. It lies outside
+:mod:`avmodels.workflow` because the study's tables name each cell's record with
+:func:`record_path`.
 
-Command line: ``avrobust {trace,audit,diff,code} ...`` (:mod:`avmodels.cli`).
+Command line: ``avrobust {trace,audit,diff,code} ...`` (:mod:`avmodels.workflow.cli`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from avmodels.fetch import sha256_file
+from avmodels.data.fetch import sha256_file
 
 RECORD_SUFFIX = ".prov.json"
 UNHASHED = {".snakemake_timestamp"}  # Snakemake's own marker in directory outputs

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from _timing import interleaved
 
-from avmodels.attacks import MIM, PGD, eval_mode
-from avmodels.model import AVModel, ModelConfig
+from avmodels.models.model import AVModel, ModelConfig
+from avmodels.robustness.attacks import MIM, PGD, eval_mode
 
 TARGET = 1.05
 STEPS = 10

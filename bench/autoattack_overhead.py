@@ -23,9 +23,9 @@ import torch
 from _timing import interleaved
 from attack_overhead import gradient_steps, make_case
 
-from avmodels.apgd import APGD
-from avmodels.attacks import eval_mode
-from avmodels.square import Square
+from avmodels.robustness.apgd import APGD
+from avmodels.robustness.attacks import eval_mode
+from avmodels.robustness.square import Square
 
 APGD_TARGET, SQUARE_TARGET = 1.05, 1.1
 APGD_STEPS, SQUARE_QUERIES = 100, 100

@@ -3,7 +3,7 @@
 Three synthetic 10 s sources (640x360 at 30 fps H.264, 44.1 kHz stereo AAC), from little to
 much image detail: ffmpeg's ``testsrc2`` pattern, a ``mandelbrot`` zoom, and ``testsrc2``
 under strong per-frame noise (a worst case for JPEG). Each is preprocessed by
-:func:`avmodels.media.preprocess_clip` as the paper's study does (8 fps JPEG frames, short
+:func:`avmodels.data.media.preprocess_clip` as the paper's study does (8 fps JPEG frames, short
 side 256; 11025 Hz mono PCM16 audio), and the clip folder's bytes are summed.
 
 With ``--lists DIR`` (the folder of the authors' split CSVs) the bytes per second are scaled
@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from avmodels import media
+from avmodels.data import media
 
 SECONDS = 10
 SOURCES = {

@@ -1,7 +1,7 @@
 """Data loading: AVDataset items/s against decoding the same audio and frame, nothing else.
 
 The baseline reads exactly what an item needs with the public clip readers of
-:mod:`avmodels.media` (soundfile for the in-clip part of the audio window, or the whole
+:mod:`avmodels.data.media` (soundfile for the in-clip part of the audio window, or the whole
 waveform when the clip is tiled; Pillow's full decode of the one frame) and stops there. The
 Dataset adds everything else: manifest lookup, frame choice, the per-item generator,
 padding/tiling, volume, resize, crop, flip, float tensors. It reads the same bytes its own
@@ -35,8 +35,8 @@ import pandas as pd
 import torch
 from _timing import interleaved
 
-from avmodels import media, synthetic
-from avmodels.dataset import AVDataset, window_start
+from avmodels.data import media, synthetic
+from avmodels.data.dataset import AVDataset, window_start
 
 TARGET = 1.10
 SETTINGS = {"study": (8192, 32, 36), "paper": (65535, 224, 246)}  # samples, crop, resize

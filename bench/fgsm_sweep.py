@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from _timing import interleaved
 from torch import Tensor
 
-from avmodels.attacks import FGSM, predict_sets
-from avmodels.model import AVModel, ModelConfig
+from avmodels.models.model import AVModel, ModelConfig
+from avmodels.robustness.attacks import FGSM, predict_sets
 
 BUDGETS = tuple(0.002 * i for i in range(1, 9))  # 8 budgets, 0.002 ... 0.016
 MODES = {"A": ("audio",), "V": ("visual",), "AV": ("audio", "visual")}

@@ -1,10 +1,10 @@
 """Storage formats for preprocessed clips: random single-frame read time and bytes per clip.
 
 One synthetic 10 s clip (640x360 at 29.97 fps, noisy test pattern, 5.1 pink noise) is
-preprocessed by :func:`avmodels.media.preprocess_clip` (8 fps, short side 256), and the same
+preprocessed by :func:`avmodels.data.media.preprocess_clip` (8 fps, short side 256), and the same
 frames are stored in each candidate layout:
 
-- ``jpeg_packed``: the layout :mod:`avmodels.media` writes (one JPEG stream + offset index)
+- ``jpeg_packed``: the layout :mod:`avmodels.data.media` writes (one JPEG stream + offset index)
 - ``jpeg_files``: one JPEG file per frame (the reference code's layout), same bytes
 - ``png_files``: one lossless PNG per frame
 - ``npy_uint8``: one (T, H, W, 3) uint8 ``.npy``, memory-mapped
@@ -34,14 +34,14 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from avmodels import media
+from avmodels.data import media
 
 READ_MS_TARGET = 5.0  # one DataLoader worker then feeds >= 200 frames/s
 CLIP_BYTES_TARGET = 2_000_000  # ~22k Kinetics-Sounds clips of 10 s in <= 44 GB
 FILES_TARGET = 10  # files per clip directory (inode quotas of cluster file systems)
 AUDIO_MS_TARGET = 1.0
 AUDIO_BYTES_TARGET = 500_000  # a quarter of the frame budget
-CHOSEN = ("jpeg_packed", "wav_pcm16")  # what avmodels.media writes; the limits are theirs
+CHOSEN = ("jpeg_packed", "wav_pcm16")  # what avmodels.data.media writes; the limits are theirs
 
 
 def _make_source(path: Path, seconds: float) -> None:

@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from avmodels.jobs import package_versions
+from avmodels.workflow.jobs import package_versions
 
 BENCH = Path(__file__).resolve().parent
 ORDER = (
@@ -222,19 +222,19 @@ def extras(row: dict) -> dict:
 #: Library choices made on measurements, with the figures they rested on (the modules'
 #: docstrings point here instead of carrying numbers that would go stale).
 CHOICES = """\
-- Clip storage (`avmodels.media`; rows `frame_formats`). Frames are one packed baseline-JPEG
+- Clip storage (`avmodels.data.media`; rows `frame_formats`). Frames are one packed baseline-JPEG
   stream with a byte-offset index: when chosen (10 s clip at 455x256) it read a random frame
   as fast as one JPEG file per frame (~1.6 ms, decode bound) with the same bytes (~1.7 MB),
   in 4 files per clip instead of 82; a uint8 `.npy` read in ~0.8 ms but took ~17x the bytes,
   PNG ~7x the bytes and ~6x the read time, and an H.264 mp4 was half the size but ~100x
   slower to seek. Audio is PCM16 WAV: it read a 65535-sample window ~3x faster than FLAC,
   which would save under 3 % of a clip's bytes.
-- JPEG decoding (`avmodels.dataset`; rows `data_loading`). simplejpeg (libjpeg-turbo) gives
+- JPEG decoding (`avmodels.data.dataset`; rows `data_loading`). simplejpeg (libjpeg-turbo) gives
   the pixels of Pillow's decode 3.5x faster for 48-96 px frames and 1.5x for 455x256 ones
   (measured when chosen; no row of its own).
-- No torchvision in the jobs (`avmodels.resnet`, `avmodels.dataset`). Importing torchvision
-  pulls in `torch._dynamo`, about 2 s per process when measured (no row of its own); every
-  workflow job builds the ResNet18 trunk and the evaluation transforms, so both live here."""
+- No torchvision in the jobs (`avmodels.models.resnet`, `avmodels.data.dataset`). Importing
+  torchvision pulls in `torch._dynamo`, about 2 s per process when measured (no row of its own);
+  every workflow job builds the ResNet18 trunk and the evaluation transforms, so both live here."""
 
 
 def markdown(report: dict) -> str:

@@ -1,4 +1,5 @@
-"""ExFMem's batched sparse coding (``avmodels.lasso.sparse_code``) against scikit-learn's Lasso.
+"""ExFMem's batched sparse coding (``avmodels.robustness.lasso.sparse_code``) against
+scikit-learn's Lasso.
 
 Problem: a 512 x 1024 memory bank and a batch of 64 queries at the scale of pooled post-ReLU
 features (:func:`relu_problem`: non-negative, norm about 17, correlated columns), lambda 0.1
@@ -35,7 +36,7 @@ from sklearn.linear_model import Lasso
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from avmodels.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
+from avmodels.robustness.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
 
 LAM = 0.1
 GAP = 1e-4  # relative objective gap both solvers are timed at

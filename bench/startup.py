@@ -6,14 +6,14 @@ the job's ``snakemake`` object, importing ``snakemake.iocontainers`` and
 ``snakemake.logging``) followed by the step's source. This benchmark writes that same file
 for a step, with the installed Snakemake's own preamble, the step's top-level import
 statements (``workflow_scripts/<step>.py``, which reach ``avmodels``) and the job harness's
-entry (:func:`avmodels.jobs.job`: logging, threads, device choice), then stops where the
+entry (:func:`avmodels.workflow.jobs.job`: logging, threads, device choice), then stops where the
 step's work would begin. Each run stamps the wall clock and its own CPU time after each
 stage:
 
 - interpreter: from the shell's spawn to the script's first line;
 - preamble: Snakemake's preamble;
 - imports: the step's imports;
-- job entry: :func:`avmodels.jobs.job` up to its ``yield``;
+- job entry: :func:`avmodels.workflow.jobs.job` up to its ``yield``;
 
 and, on the way out (with no outputs to hash, as the step did no work):
 
@@ -91,7 +91,7 @@ def job_script(step: str, work: Path) -> Path:
         MARK % "preamble",
         *import_lines(step),
         MARK % "imports",
-        "from avmodels.jobs import job as __job",
+        "from avmodels.workflow.jobs import job as __job",
         "with __job(snakemake):",
         "    " + MARK % "job entry",
         MARK % "job exit",
@@ -168,7 +168,7 @@ def profile(row: dict, quick: bool) -> str:
 
 OPTIMIZER_CODE = """
 import sys, time, torch
-import avmodels.train
+import avmodels.study.train
 before = len(sys.modules)
 start = time.process_time()
 torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)

@@ -10,8 +10,8 @@ content) and the models of ``config/paper.yaml``:
   * one evaluation batch per attack as an ``evaluate`` job runs it: FGSM (one gradient for
     A, V and AV), PGD-10 and MIM-10 (10 steps for each of A, V and AV), then the scoring
     of clean, A, V and AV;
-  * ExFMem's sparse coding (``avmodels.lasso.sparse_code``, exact active-set solver) of 512-d
-    features over a 512 x 1024 bank, forward and backward (attacks differentiate through it);
+  * ExFMem's sparse coding (``avmodels.robustness.lasso.sparse_code``, exact active-set solver) of
+    512-d features over a 512 x 1024 bank, forward and backward (attacks differentiate through it);
   * one training step of torchvision's ResNet-50 at 224 px, the network of the published GPU
     figure below.
 
@@ -46,12 +46,12 @@ import yaml
 from sparse_code import make_problem
 from workflow import failure_reason, fresh_copy, job_count, snakemake
 
-from avmodels import plan
-from avmodels.attacks import predict_sets
-from avmodels.evaluate import Attacker, _restrict, mode_budgets
-from avmodels.lasso import sparse_code
-from avmodels.metrics import MODES
-from avmodels.model import ModelConfig, build_model
+from avmodels.models.model import ModelConfig, build_model
+from avmodels.robustness.attacks import predict_sets
+from avmodels.robustness.lasso import sparse_code
+from avmodels.robustness.metrics import MODES
+from avmodels.study.evaluate import Attacker, _restrict, mode_budgets
+from avmodels.workflow import plan
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "config" / "paper.yaml"

@@ -26,8 +26,8 @@ import torchattacks
 from _timing import interleaved
 from torch import Tensor, nn
 
-from avmodels.attacks import MIM, PGD
-from avmodels.model import AVModel, ModelConfig
+from avmodels.models.model import AVModel, ModelConfig
+from avmodels.robustness.attacks import MIM, PGD
 
 TARGET = 1.0
 STEPS = 10

@@ -5,7 +5,7 @@ Snakefile, configs, profiles and environments), so nothing left in the working t
 
 (a) ``snakemake --cores 2 all`` (quick: ``--configfile config/tiny.yaml``). Each step writes
     provenance sidecars ``*.prov.json`` whose ``seconds`` is the time spent inside the step
-    (from :func:`avmodels.jobs.job` entering to the step's end: no interpreter start, no
+    (from :func:`avmodels.workflow.jobs.job` entering to the step's end: no interpreter start, no
     imports, no output hashing). Snakemake's log gives each job's threads and lifetime as the
     scheduler sees it (start and finish stamps, one-second resolution). With ``C`` cores and
     wall time ``W`` (launch to exit), the ``C * W`` core-seconds split into
@@ -17,7 +17,7 @@ Snakefile, configs, profiles and environments), so nothing left in the working t
       gaps between jobs and the cores left idle when fewer jobs are ready than cores.
 
     Figure: overhead fraction = 1 - work / (C * W), target <= 0.10. The per-job start-up
-    cost (``python -c "import torch, avmodels.train"``, median wall time) times the number
+    cost (``python -c "import torch, avmodels.study.train"``, median wall time) times the number
     of jobs is reported beside it as its main explanation.
 (b) ``snakemake -n all`` once the run is complete (nothing to do): median wall, <= 3 s.
 (c) ``snakemake -n all --configfile config/paper.yaml`` in a fresh copy: median wall,
@@ -69,7 +69,7 @@ KEEP_ENV = "AVROBUST_BENCH_KEEP"  # a directory: run the study there and keep it
 OVERHEAD_TARGET = 0.10
 NOOP_TARGET = 3.0
 PAPER_DRY_TARGET = 15.0
-STARTUP_CODE = "import torch, avmodels.train"
+STARTUP_CODE = "import torch, avmodels.study.train"
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
@@ -225,7 +225,7 @@ def study_jobs(root: Path) -> list[Job]:
 
 
 def startup_seconds(root: Path, reps: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``python -c "import torch, avmodels.train"``."""
+    """Median wall and CPU seconds of ``python -c "import torch, avmodels.study.train"``."""
     runs = [timed([sys.executable, "-c", STARTUP_CODE], root) for _ in range(reps)]
     for r in runs:
         if r.returncode:

@@ -7,13 +7,13 @@ from pathlib import Path
 ROOT = Path(workflow.current_basedir).parent
 sys.path.insert(0, str(ROOT))
 
-from avmodels import plan
-from avmodels.classes import class_names
-from avmodels.config import ConfigError, canonical, check_config, load_schema
-from avmodels.local import csv_classes
-from avmodels.jobs import failed_attempts
-from avmodels.codehash import rule_code_hash, table_code_hash
-from avmodels import weights
+from avmodels.workflow import plan
+from avmodels.data.classes import class_names
+from avmodels.workflow.config import ConfigError, canonical, check_config, load_schema
+from avmodels.data.local import csv_classes
+from avmodels.workflow.jobs import failed_attempts
+from avmodels.workflow.codehash import rule_code_hash, table_code_hash
+from avmodels.data import weights
 from avmodels.registry import ATTACKS, DEFENSES, SPLITS
 from avmodels.settings import DatasetSettings, PreprocessSettings
 
@@ -173,7 +173,12 @@ def download_options():
 
 def preflight():
     """Stop the run before any job, in one line, if YouTube clips cannot be downloaded."""
-    from avmodels.preflight import PreflightError, check, clips_to_fetch, estimate_bytes
+    from avmodels.workflow.preflight import (
+        PreflightError,
+        check,
+        clips_to_fetch,
+        estimate_bytes,
+    )
     from avmodels.settings import DownloadSettings
 
     settings = DownloadSettings.from_config(config.get("download"))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from avmodels import media
+from avmodels.data import media
 
 CONTAINERS = {  # extension -> ffmpeg codec arguments
     ".mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],

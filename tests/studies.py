@@ -99,7 +99,7 @@ def snakemake(
 
 def avrobust(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``avrobust ...`` with the copy's library (cwd comes first)."""
-    return run([sys.executable, "-m", "avmodels.cli", *args], root, TOOL_TIMEOUT)
+    return run([sys.executable, "-m", "avmodels.workflow.cli", *args], root, TOOL_TIMEOUT)
 
 
 def copy_workflow(source: Path, dest: Path) -> Path:

@@ -12,8 +12,8 @@ import torch
 from sklearn.linear_model import Lasso
 from torch import Tensor
 
-from avmodels import lasso
-from avmodels.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
+from avmodels.robustness import lasso
+from avmodels.robustness.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,15 +22,18 @@ from matplotlib.figure import Figure
 from test_provenance import NamedList
 from test_train import make_manifests, tiny_config
 
-from avmodels import atomic, figures, jobs, lists
-from avmodels.analysis_arrays import load_arrays, save_tsne_npz
-from avmodels.dataset import EmptySplit, require_clips
-from avmodels.defenses import load_banks
-from avmodels.evaluate import evaluate, evaluate_localization, feature_sets
-from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from avmodels import atomic
+from avmodels.data import lists
+from avmodels.data.dataset import EmptySplit, require_clips
+from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.provenance import record_path
+from avmodels.robustness.defenses import load_banks
 from avmodels.settings import EvalSettings, InputSettings
-from avmodels.train import train
+from avmodels.study import figures
+from avmodels.study.analysis_arrays import load_arrays, save_tsne_npz
+from avmodels.study.evaluate import evaluate, evaluate_localization, feature_sets
+from avmodels.study.train import train
+from avmodels.workflow import jobs
 
 OLD = b"the previous complete file\n"
 

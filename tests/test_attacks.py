@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from avmodels.attacks import (
+from avmodels.models.model import AVModel, ModelConfig
+from avmodels.robustness.attacks import (
     ATTACKS,
     FGSM,
     MIM,
@@ -21,7 +22,6 @@ from avmodels.attacks import (
     eval_mode,
     predict_sets,
 )
-from avmodels.model import AVModel, ModelConfig
 
 CLASSES = 5
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_provenance import DATA, LIST, TABLE, build_run, make_workflow
 
-from avmodels import audit, cli
 from avmodels.provenance import record_path
+from avmodels.workflow import audit, cli
 
 MINSIM_EVAL = "results/music/eval/minsim/none/fgsm/0.006.csv"
 CONCAT_EVAL = "results/music/eval/concat/none/fgsm/0.006.csv"

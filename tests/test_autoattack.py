@@ -8,9 +8,9 @@ import torch
 from test_attacks import CLASSES, ToyAV, ToyVisual, assert_in_box, bits, labels_for, make_inputs
 from torch import Tensor, nn
 
-from avmodels.apgd import APGD, checkpoints, dlr_loss, targeted_dlr_loss
-from avmodels.attacks import ATTACKS, RAW_BOUNDS, build_attack
-from avmodels.square import Square, margin_loss, window_fraction
+from avmodels.robustness.apgd import APGD, checkpoints, dlr_loss, targeted_dlr_loss
+from avmodels.robustness.attacks import ATTACKS, RAW_BOUNDS, build_attack
+from avmodels.robustness.square import Square, margin_loss, window_fraction
 
 NEW = {
     "apgd-ce": lambda m, eps, seed=0: APGD(m, eps, steps=8, seed=seed),
@@ -21,8 +21,8 @@ NEW = {
 
 
 def test_registered_and_importable_from_attacks():
-    from avmodels.attacks import APGD as A
-    from avmodels.attacks import Square as S
+    from avmodels.robustness.attacks import APGD as A
+    from avmodels.robustness.attacks import Square as S
 
     assert A is APGD and S is Square
     assert ATTACKS["apgd"] is APGD and ATTACKS["square"] is Square

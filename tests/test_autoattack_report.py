@@ -13,14 +13,16 @@ import yaml
 from test_evaluate import EPS, INPUTS, settings
 from test_train import make_manifests, tiny_config
 
-from avmodels import autotable, defenses, plan
-from avmodels.autoeval import COLUMNS, attack_specs, evaluate_autoattack
-from avmodels.config import ConfigError, check_config, load_schema
-from avmodels.findings import per_clip
-from avmodels.model import ModelConfig, build_model, load_checkpoint
-from avmodels.table_specs.base import METHODS
-from avmodels.train import extract_features, train
-from avmodels.worstcase import WORST
+from avmodels.models.model import ModelConfig, build_model, load_checkpoint
+from avmodels.robustness import defenses
+from avmodels.robustness.worstcase import WORST
+from avmodels.study import autotable
+from avmodels.study.autoeval import COLUMNS, attack_specs, evaluate_autoattack
+from avmodels.study.findings import per_clip
+from avmodels.study.table_specs.base import METHODS
+from avmodels.study.train import extract_features, train
+from avmodels.workflow import plan
+from avmodels.workflow.config import ConfigError, check_config, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTACKS = [

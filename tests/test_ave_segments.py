@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmodels import download, media
-from avmodels.lists import NOT_IN_AUDIOSET, fetch_list, records_with_exclusions, sha256_file
+from avmodels.data import download, media
+from avmodels.data.lists import NOT_IN_AUDIOSET, fetch_list, records_with_exclusions, sha256_file
 
 IDS = {"inside00000": "Bark", "elsewhere00": "Bark", "nosegment00": "Cat"}
 COLORS = {"red": (0, 20), "lime": (20, 30), "blue": (30, 40)}  # seconds of the upload

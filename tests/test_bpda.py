@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from test_defenses import tiny_setup
 
-from avmodels.apgd import APGD
-from avmodels.bpda import BPDA
-from avmodels.defenses import ExFMemModel
-from avmodels.worstcase import worst_case
+from avmodels.robustness.apgd import APGD
+from avmodels.robustness.bpda import BPDA
+from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.worstcase import worst_case
 
 
 def input_gradients(model, inputs, labels) -> dict[str, torch.Tensor]:

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from avmodels.cli import COMMANDS
+from avmodels.workflow.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = re.compile(r"^  (\S+(?: \S+)*?)(?: {2,}(\S.*))?$")  # "  --name VALUE    help"
 
 
 def avrobust(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "avmodels.cli", *args]
+    cmd = [sys.executable, "-m", "avmodels.workflow.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
@@ -40,7 +40,7 @@ def undocumented(help_text: str) -> list[str]:
 
 def test_the_entry_point_is_declared() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"] == {"avrobust": "avmodels.cli:main"}
+    assert project["scripts"] == {"avrobust": "avmodels.workflow.cli:main"}
 
 
 def test_help_lists_every_command() -> None:

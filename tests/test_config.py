@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avmodels.config import ConfigError, canonical, check_config, load_schema
-from avmodels.plan import all_evaluations, variant_settings
+from avmodels.workflow.config import ConfigError, canonical, check_config, load_schema
+from avmodels.workflow.plan import all_evaluations, variant_settings
 
 PRESETS = ["config.yaml", "config/tiny.yaml", "config/paper.yaml"]
 

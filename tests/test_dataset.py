@@ -19,8 +19,8 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from avmodels import media
-from avmodels.dataset import (
+from avmodels.data import media
+from avmodels.data.dataset import (
     VOLUME,
     AVDataset,
     crop_to_float,
@@ -382,7 +382,8 @@ def test_resize_short_side_is_torchvisions_resize(shape, mode):
 def test_workflow_steps_do_not_import_torchvision():
     """torchvision's import pulls in torch._dynamo (about 2 s), paid by every workflow job."""
     code = (
-        "import sys, avmodels.train, avmodels.evaluate, avmodels.dataset, avmodels.model;"
+        "import sys, avmodels.study.train, avmodels.study.evaluate, avmodels.data.dataset,"
+        " avmodels.models.model;"
         "print('torchvision' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

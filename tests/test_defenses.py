@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from sklearn.linear_model import Lasso
 from torch import Tensor, nn
 
-from avmodels import defenses, lasso
-from avmodels.attacks import FGSM
-from avmodels.config import load_schema
-from avmodels.defenses import (
+from avmodels.models.model import ModelConfig, build_model
+from avmodels.robustness import defenses, lasso
+from avmodels.robustness.attacks import FGSM
+from avmodels.robustness.defenses import (
     TRAINING_LOSSES,
     ExFMemModel,
     PCLLoss,
@@ -26,9 +26,9 @@ from avmodels.defenses import (
     make_training_loss,
     prototype_conformity,
 )
-from avmodels.lasso import lasso_objective, lipschitz_constant, solve_lasso, sparse_code
-from avmodels.model import ModelConfig, build_model
+from avmodels.robustness.lasso import lasso_objective, lipschitz_constant, solve_lasso, sparse_code
 from avmodels.settings import ExfmemSettings
+from avmodels.workflow.config import load_schema
 
 LAM = 0.1
 

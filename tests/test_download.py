@@ -18,8 +18,8 @@ from yt_dlp.networking.common import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
-from avmodels import download, media
-from avmodels.data import ClipRecord
+from avmodels.data import download, media
+from avmodels.data.lists import ClipRecord
 from avmodels.settings import DownloadSettings
 
 GOOD, GOOD2 = "goodclip000", "goodclip-_1"

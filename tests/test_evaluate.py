@@ -10,8 +10,10 @@ import pytest
 import torch
 from test_train import make_manifests, tiny_config
 
-from avmodels import defenses
-from avmodels.evaluate import (
+from avmodels.models.model import IMAGENET_STD, ModelConfig, build_model, load_checkpoint
+from avmodels.robustness import defenses
+from avmodels.settings import EvalSettings, InputSettings
+from avmodels.study.evaluate import (
     EVAL_COLUMNS,
     LOCALIZATION_COLUMNS,
     attention_scores,
@@ -20,9 +22,7 @@ from avmodels.evaluate import (
     feature_sets,
     mode_budgets,
 )
-from avmodels.model import IMAGENET_STD, ModelConfig, build_model, load_checkpoint
-from avmodels.settings import EvalSettings, InputSettings
-from avmodels.train import extract_features, train
+from avmodels.study.train import extract_features, train
 
 # A budget the easy set cannot withstand: a quarter of the pixel range and of the waveform's
 # (the test tone's peak is 1/8), so attacking both inputs flips clips on any machine.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avmodels import analysis_arrays, figures
+from avmodels.study import analysis_arrays, figures
 
 BUDGETS = (0.002, 0.006, 0.012)
 

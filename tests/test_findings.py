@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avmodels import findings, verdicts
-from avmodels.claims import CLAIMS
-from avmodels.paper import PAPER_COLUMNS
-from avmodels.tables import EVAL_COLUMNS, load_evaluations
+from avmodels.study import findings, verdicts
+from avmodels.study.claims import CLAIMS
+from avmodels.study.paper import PAPER_COLUMNS
+from avmodels.study.tables import EVAL_COLUMNS, load_evaluations
 
 # paper_tables.csv spells methods and metrics out; the project's keys are short.
 METHODS = {"unimodal_audio": "unimodal_a", "unimodal_visual": "unimodal_v"}

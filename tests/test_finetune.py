@@ -13,11 +13,11 @@ import yaml
 from studies import copy_workflow, snakemake, tail
 from test_train import make_manifests, tiny_config
 
-from avmodels import plan
-from avmodels.defenses import ExFMemModel, build_memory_banks, minsim_loss
-from avmodels.finetune import finetune_full_defense
-from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from avmodels.robustness.defenses import ExFMemModel, build_memory_banks, minsim_loss
 from avmodels.settings import ExfmemSettings
+from avmodels.study.finetune import finetune_full_defense
+from avmodels.workflow import plan
 
 INPUTS = {"audio_samples": 4096, "image_size": 32, "resize_size": 36}
 

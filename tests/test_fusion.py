@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from avmodels.fusion import FUSIONS, build_fusion
+from avmodels.models.fusion import FUSIONS, build_fusion
 
 DIM = 16
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avmodels.jobs import FAILURES_SUFFIX, failed_attempts
+from avmodels.workflow.jobs import FAILURES_SUFFIX, failed_attempts
 
 
 def test_failed_attempts_counts_the_failures_of_one_job(tmp_path: Path, monkeypatch):

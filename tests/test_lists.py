@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from avmodels import data, synthetic
-from avmodels.classes import CLASSES, class_names, label_index, num_classes
-from avmodels.lists import (
+from avmodels import data
+from avmodels.data import synthetic
+from avmodels.data.classes import CLASSES, class_names, label_index, num_classes
+from avmodels.data.lists import (
     AVE_CATEGORIES,
     EMPTY_AVE_EVENT,
     LIST_SOURCES,
@@ -434,7 +435,7 @@ def test_verify_sha256(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None
     assert str(path) in message and actual in message and wrong in message
     with pytest.raises(ValueError, match="64 hex"):
         verify_sha256(path, "abc")
-    with caplog.at_level(logging.WARNING, logger="avmodels.lists"):
+    with caplog.at_level(logging.WARNING, logger="avmodels.data.lists"):
         verify_sha256(path, None)
     assert "no sha256 pinned" in caplog.text
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from avmodels.lists import EXCLUSION_COLUMNS
-from avmodels.manifests import FAILURE_COLUMNS, MANIFEST_COLUMNS, merge_manifests
+from avmodels.data.lists import EXCLUSION_COLUMNS
+from avmodels.data.manifests import FAILURE_COLUMNS, MANIFEST_COLUMNS, merge_manifests
 
 
 def _csv(path, columns, rows):

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avmodels import media
-from avmodels.data import CLASSES, EXCLUSION_COLUMNS, MANIFEST_COLUMNS, ClipRecord
+from avmodels.data import media
+from avmodels.data.classes import CLASSES
+from avmodels.data.lists import EXCLUSION_COLUMNS, ClipRecord
+from avmodels.data.manifests import MANIFEST_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -248,7 +250,7 @@ def test_load_audio_window(sources: dict[str, Path], tmp_path: Path) -> None:
 
 def test_cli(sources: dict[str, Path], tmp_path: Path) -> None:
     def run(*args: Path) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "avmodels.cli", "preprocess", *map(str, args)]
+        cmd = [sys.executable, "-m", "avmodels.workflow.cli", "preprocess", *map(str, args)]
         return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
 
     ok = run(sources["colors"], tmp_path / "clip")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from avmodels import media
-from avmodels.data import ClipRecord
+from avmodels.data import media
+from avmodels.data.lists import ClipRecord
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 def _cli(video: Path, out_dir: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "avmodels.cli", "preprocess", str(video), str(out_dir)]
+    cmd = [sys.executable, "-m", "avmodels.workflow.cli", "preprocess", str(video), str(out_dir)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, check=False)
 

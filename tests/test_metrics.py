@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from avmodels.evaluate import accuracy
-from avmodels.metrics import (
+from avmodels.robustness.metrics import (
     MODES,
     attack_average,
     average_with_clean,
     relative_improvement,
 )
+from avmodels.study.evaluate import accuracy
 
 TOLERANCE = 0.01 + 1e-9  # printed to two decimals: inputs and result each off by <= 0.005
 

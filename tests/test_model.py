@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from avmodels.fusion import FUSIONS
-from avmodels.model import (
+from avmodels.models.fusion import FUSIONS
+from avmodels.models.model import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     VARIANTS,

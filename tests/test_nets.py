@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from avmodels.nets import AUDIO_CHANNELS, AudioNet, VisualNet
-from avmodels.resnet import ResNet18Trunk
+from avmodels.models.nets import AUDIO_CHANNELS, AudioNet, VisualNet
+from avmodels.models.resnet import ResNet18Trunk
 
 
 @pytest.fixture(autouse=True)

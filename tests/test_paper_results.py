@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from avmodels import paper
+from avmodels.study import paper
 
 # Names of the reference CSV -> the project's names.
 METHODS = {"unimodal_audio": "unimodal_a", "unimodal_visual": "unimodal_v"}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from avmodels import preflight
 from avmodels.settings import DownloadSettings
+from avmodels.workflow import preflight
 
 
 def test_preflight_finds_what_it_needs(tmp_path: Path) -> None:

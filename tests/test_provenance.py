@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from avmodels import audit as audit_mod
-from avmodels import cli, codehash, rulesource
-from avmodels import diff as diff_mod
-from avmodels import trace as trace_mod
-from avmodels.codehash import code_closure, rule_code_hash, table_code_hash
-from avmodels.jobs import job
 from avmodels.provenance import file_hash, record_path
+from avmodels.workflow import audit as audit_mod
+from avmodels.workflow import cli, codehash, rulesource
+from avmodels.workflow import diff as diff_mod
+from avmodels.workflow import trace as trace_mod
+from avmodels.workflow.codehash import code_closure, rule_code_hash, table_code_hash
+from avmodels.workflow.jobs import job
 
 # --- a Snakemake-like job -----------------------------------------------------------------
 
@@ -123,7 +123,7 @@ def make_workflow(wf: Path) -> dict[str, str]:
             codes[rule] = rule_code_hash(script)
         (wf / "rules" / smk).write_text(text)
     # the table rule's code is its script's plus the spec of the table it builds
-    spec = wf / "avmodels" / "table_specs" / "table3.py"
+    spec = wf / "avmodels" / "study" / "table_specs" / "table3.py"
     spec.parent.mkdir(parents=True)
     spec.write_text('"""Table 3."""\n\nSPEC = None\n')
     codes["table"] = table_code_hash(wf / "workflow_scripts" / "table.py", "table3")
@@ -538,7 +538,7 @@ def test_code_hash_ignores_unreached_modules(package: Path):
 def test_workflow_steps_do_not_reach_the_commands():
     """Steps reach ``provenance`` (through ``jobs``); editing the commands must not rerun them."""
     codehash.clear_code_caches()
-    names = {p.name for p in code_closure(codehash.PACKAGE_DIR / "jobs.py")}
+    names = {p.name for p in code_closure(codehash.PACKAGE_DIR / "workflow" / "jobs.py")}
     assert "provenance.py" in names
     assert names.isdisjoint({"audit.py", "cli.py", "trace.py", "diff.py", "codehash.py"})
 
@@ -560,7 +560,7 @@ def test_audit_cli_rejects_a_missing_directory(tmp_path: Path, capsys):
 
 def test_audit_table_code_includes_its_spec(run: Path, workflow):
     wf, _ = workflow
-    spec = wf / "avmodels" / "table_specs" / "table3.py"
+    spec = wf / "avmodels" / "study" / "table_specs" / "table3.py"
     spec.write_text(spec.read_text() + "ROWS = 2\n")
     findings, _ = _audit([run / "results"], wf)
     assert {(f.kind, f.path) for f in findings} == {("code", TABLE)}

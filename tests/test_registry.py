@@ -12,14 +12,13 @@ import pytest
 import yaml
 
 from avmodels import registry
-from avmodels.attacks import ATTACKS
-from avmodels.config import LISTED, canonical, load_schema
-from avmodels.defenses import TRAINING_LOSSES, ExFMemModel
+from avmodels.data.synthetic import Difficulty
 from avmodels.devices import REQUESTS
-from avmodels.fusion import FUSIONS
-from avmodels.lasso import LASSO_METHODS, STOP_RULES
-from avmodels.model import VARIANTS, ModelConfig
-from avmodels.plan import attack_settings, autoattack_settings, full_defense_mode
+from avmodels.models.fusion import FUSIONS
+from avmodels.models.model import VARIANTS, ModelConfig
+from avmodels.robustness.attacks import ATTACKS
+from avmodels.robustness.defenses import TRAINING_LOSSES, ExFMemModel
+from avmodels.robustness.lasso import LASSO_METHODS, STOP_RULES
 from avmodels.settings import (
     AttackSettings,
     DatasetSettings,
@@ -36,9 +35,10 @@ from avmodels.settings import (
     SyntheticSettings,
     TsneSettings,
 )
-from avmodels.synthetic import Difficulty
-from avmodels.table_specs import TABLE_NAMES
-from avmodels.train import TrainConfig
+from avmodels.study.table_specs import TABLE_NAMES
+from avmodels.study.train import TrainConfig
+from avmodels.workflow.config import LISTED, canonical, load_schema
+from avmodels.workflow.plan import attack_settings, autoattack_settings, full_defense_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 PROPS = load_schema(ROOT / "config" / "config.schema.yaml")["properties"]
@@ -69,7 +69,9 @@ def test_schema_enums_equal_the_registries():
     assert tuple(PROPS["device"]["enum"]) == REQUESTS
     autoattack = PROPS["autoattack"]["properties"]["attacks"]["items"]["properties"]
     assert tuple(autoattack["attack"]["enum"]) == registry.AUTOATTACK
-    from avmodels.apgd import LOSSES  # after avmodels.attacks: it registers the attacks
+    from avmodels.robustness.apgd import (
+        LOSSES,  # after avmodels.robustness.attacks: it registers the attacks
+    )
 
     assert tuple(autoattack["loss"]["enum"]) == tuple(LOSSES)
     tables = PROPS["tables"]
@@ -190,11 +192,11 @@ DEFINED_ONCE = {
     "attack names": (r"\"fgsm\",\s*\"pgd\",\s*\"mim\"|fgsm\|pgd", "avmodels/registry.py"),
     "fusion names": (r"\"sum\",\s*\"concat\",\s*\"film\"", "avmodels/registry.py"),
     "defense names": (r"\"none\",\s*\"exfmem\"|none\|exfmem", "avmodels/registry.py"),
-    "evaluation columns": (r"\"accuracy\",\s*\"n_correct\"", "avmodels/metrics.py"),
-    "failure columns": (r"\"reason\",\s*\"message\"|reason,message", "avmodels/lists.py"),
-    "clip-id formula": (r":07d\}_\{", "avmodels/lists.py"),
-    "time-range check": (r"(?<!need )0 <= \w+ < \w*end\b|\bend <= ", "avmodels/lists.py"),
-    "file sha256": (r"lambda: (?!resp)\w+\.read\(", "avmodels/fetch.py"),
+    "evaluation columns": (r"\"accuracy\",\s*\"n_correct\"", "avmodels/robustness/metrics.py"),
+    "failure columns": (r"\"reason\",\s*\"message\"|reason,message", "avmodels/data/lists.py"),
+    "clip-id formula": (r":07d\}_\{", "avmodels/data/lists.py"),
+    "time-range check": (r"(?<!need )0 <= \w+ < \w*end\b|\bend <= ", "avmodels/data/lists.py"),
+    "file sha256": (r"lambda: (?!resp)\w+\.read\(", "avmodels/data/fetch.py"),
     "audio window default": (r"\b65535\b(?!-)", "avmodels/settings.py"),
 }
 

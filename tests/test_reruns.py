@@ -10,7 +10,7 @@ budget change executed in a copy of the finished study) run jobs again.
 The mechanism under test: ``profiles/default`` sets ``rerun-triggers: mtime, params, input,
 software-env``, so a step reruns when one of its parameters changes; its configuration
 values are parameters, and so is ``code``, the hash of the normalised code it reaches
-(``avmodels.codehash.rule_code_hash``).
+(``avmodels.workflow.codehash.rule_code_hash``).
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from studies import (
     tail,
 )
 
-from avmodels.plan import table_datasets, table_evaluations
-from avmodels.plan import tables as plan_tables
 from avmodels.provenance import file_hash
+from avmodels.workflow.plan import table_datasets, table_evaluations
+from avmodels.workflow.plan import tables as plan_tables
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
@@ -244,17 +244,17 @@ def test_touching_every_source_reruns_nothing(study: Study) -> None:
 
 @pytest.mark.parametrize("edit", [comment_edit, docstring_edit], ids=["comment", "docstring"])
 def test_comment_or_docstring_edit_reruns_nothing(study: Study, edit) -> None:
-    path = study.root / "avmodels" / "attacks.py"
+    path = study.root / "avmodels" / "robustness" / "attacks.py"
     with edited(path, edit(path.read_text())):
         jobs = plan(study.root)
     assert not jobs, f"a {edit.__name__} of attacks.py would rerun:\n{listing(jobs)}"
 
 
 def test_table2_spec_edit_reruns_table2_and_findings(study: Study) -> None:
-    path = study.root / "avmodels" / "table_specs" / "table2.py"
+    path = study.root / "avmodels" / "study" / "table_specs" / "table2.py"
     if not path.is_file():
         pytest.skip(
-            "avmodels/table_specs/table2.py does not exist: the Table 2 spec is not a module "
+            "avmodels/study/table_specs/table2.py does not exist: the Table 2 spec is not a module "
             "of its own, so no edit can reach Table 2 alone"
         )
     with edited(path, code_edit(path.read_text())):
@@ -264,7 +264,7 @@ def test_table2_spec_edit_reruns_table2_and_findings(study: Study) -> None:
 
 
 def test_attack_code_edit_reruns_evaluations_and_their_users(study: Study) -> None:
-    path = study.root / "avmodels" / "attacks.py"
+    path = study.root / "avmodels" / "robustness" / "attacks.py"
     with edited(path, code_edit(path.read_text())):
         jobs = plan(study.root)
     assert not rules(jobs) & {"train", "memory_bank", "synthesize", "preprocess", "manifest"}, (

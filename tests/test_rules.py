@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from avmodels.plan import EVALUATION, EvalKey
+from avmodels.workflow.plan import EVALUATION, EvalKey
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]
@@ -32,7 +32,7 @@ def files(hits: list[str]) -> list[str]:
 
 
 def test_one_evaluation_path_template() -> None:
-    assert files(lines_matching(r"results/\S*eval/", SOURCES)) == ["avmodels/plan.py"]
+    assert files(lines_matching(r"results/\S*eval/", SOURCES)) == ["avmodels/workflow/plan.py"]
     assert files(lines_matching(r"plan\.EVALUATION\b", WORKFLOW)) == ["rules/attack.smk"] * 2
     key = EvalKey("music", "concat", "none", "pgd", "0.006")
     assert key.path == EVALUATION.format(**vars(key))

@@ -15,14 +15,14 @@ import yaml
 from PIL import Image
 from test_dataset import write_clip
 
-from avmodels.dataset import AVDataset, resize_short_side
-from avmodels.defended import load_evaluated_model
-from avmodels.defenses import build_memory_banks, cosine_similarity, make_training_loss
-from avmodels.evaluate import evaluate_localization, spread_over_classes
-from avmodels.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
-from avmodels.nets import VisualNet
-from avmodels.plan import analysis_datasets, variant_settings
+from avmodels.data.dataset import AVDataset, resize_short_side
+from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from avmodels.models.nets import VisualNet
+from avmodels.robustness.defended import load_evaluated_model
+from avmodels.robustness.defenses import build_memory_banks, cosine_similarity, make_training_loss
 from avmodels.settings import EvalSettings, ExfmemSettings, InputSettings
+from avmodels.study.evaluate import evaluate_localization, spread_over_classes
+from avmodels.workflow.plan import analysis_datasets, variant_settings
 
 PRESETS = ("config.yaml", "config/tiny.yaml", "config/paper.yaml")
 

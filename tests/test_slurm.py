@@ -26,7 +26,7 @@ import torch
 import yaml
 from studies import Study
 
-from avmodels.model import load_checkpoint
+from avmodels.models.model import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

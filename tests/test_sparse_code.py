@@ -11,10 +11,10 @@ import yaml
 from sklearn.linear_model import Lasso
 from threadpoolctl import threadpool_limits
 
-from avmodels.defended import load_evaluated_model
-from avmodels.defenses import ExFMemModel
-from avmodels.lasso import lasso_objective, relative_gap, solve_lasso, sparse_code
-from avmodels.model import ModelConfig, build_model, save_checkpoint
+from avmodels.models.model import ModelConfig, build_model, save_checkpoint
+from avmodels.robustness.defended import load_evaluated_model
+from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.lasso import lasso_objective, relative_gap, solve_lasso, sparse_code
 from avmodels.settings import ExfmemSettings
 
 LAM = 0.1  # the paper's lambda

@@ -16,13 +16,13 @@ import torch
 import yaml
 from studies import CONFIG, Study, snakemake, tail
 
-from avmodels import autotable
-from avmodels.autoeval import attack_label
-from avmodels.claims import CLAIMS
-from avmodels.model import load_checkpoint
-from avmodels.paper import paper_value
-from avmodels.table_specs import TABLE_NAMES, load_spec
-from avmodels.tables import CELL_COLUMNS, MISSING
+from avmodels.models.model import load_checkpoint
+from avmodels.study import autotable
+from avmodels.study.autoeval import attack_label
+from avmodels.study.claims import CLAIMS
+from avmodels.study.paper import paper_value
+from avmodels.study.table_specs import TABLE_NAMES, load_spec
+from avmodels.study.tables import CELL_COLUMNS, MISSING
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmodels import media, synthetic
-from avmodels.data import read_records
+from avmodels.data import media, synthetic
+from avmodels.data.lists import read_records
 
 SHORT = (2.0, 2.5)  # seconds: small clips keep the tests fast
 ONE_PER_CLASS = {"train": 1}

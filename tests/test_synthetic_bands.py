@@ -17,11 +17,11 @@ import pytest
 import torch
 import yaml
 
-from avmodels import media, synthetic
-from avmodels.model import ModelConfig, load_checkpoint
-from avmodels.plan import variant_settings
+from avmodels.data import media, synthetic
+from avmodels.models.model import ModelConfig, load_checkpoint
 from avmodels.settings import InputSettings
-from avmodels.train import TrainConfig, accuracy_on, make_loader, train
+from avmodels.study.train import TrainConfig, accuracy_on, make_loader, train
+from avmodels.workflow.plan import variant_settings
 
 CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())
 INPUTS = CONFIG["inputs"]

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from avmodels import metrics, tables
-from avmodels.paper import paper_datasets
 from avmodels.provenance import record_path
+from avmodels.robustness import metrics
+from avmodels.study import tables
+from avmodels.study.paper import paper_datasets
 
 # model -> test-time defenses it is evaluated with
 MODELS = {

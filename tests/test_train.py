@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from avmodels import media
-from avmodels.data import MANIFEST_COLUMNS
-from avmodels.model import ModelConfig, build_model, load_checkpoint
+from avmodels.data import media
+from avmodels.data.manifests import MANIFEST_COLUMNS
+from avmodels.models.model import ModelConfig, build_model, load_checkpoint
 from avmodels.settings import InputSettings
-from avmodels.train import (
+from avmodels.study.train import (
     LOG_COLUMNS,
     TrainConfig,
     extract_features,
@@ -236,7 +236,7 @@ class _Killed(Exception):
 
 
 def test_killed_run_resumes_and_matches_uninterrupted(manifests, tmp_path, monkeypatch):
-    from avmodels import train as train_module
+    from avmodels.study import train as train_module
 
     cfg, model_cfg = tiny_config(epochs=4, loss="pcl"), ModelConfig(variant="concat", num_classes=2)
     args = (model_cfg, cfg, manifests["train"], manifests["val"])
@@ -270,7 +270,7 @@ def test_killed_run_resumes_and_matches_uninterrupted(manifests, tmp_path, monke
 
 
 def test_resume_state_of_other_settings_is_ignored(manifests, tmp_path, monkeypatch):
-    from avmodels import train as train_module
+    from avmodels.study import train as train_module
 
     model_cfg = ModelConfig(variant="audio", num_classes=2)
     ckpt = tmp_path / "ckpt.pt"
@@ -311,7 +311,7 @@ def _kill_second_epoch(module):
 
 
 def _epochs_of_batches(manifest: Path, workers: int) -> list[list[torch.Tensor]]:
-    from avmodels.train import make_loader
+    from avmodels.study.train import make_loader
 
     loader = make_loader(
         manifest,
@@ -337,7 +337,7 @@ def test_persistent_workers_see_each_epoch(manifests):
 
 
 def test_loader_workers_follow_the_device():
-    from avmodels.train import loader_workers
+    from avmodels.study.train import loader_workers
 
     assert loader_workers(8, torch.device("cuda")) == 7
     assert loader_workers(1, torch.device("cuda")) == 0

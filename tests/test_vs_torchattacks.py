@@ -17,8 +17,8 @@ import torch.nn.functional as F
 import torchattacks
 from torch import Tensor, nn
 
-from avmodels.apgd import APGD
-from avmodels.square import Square, margin_loss
+from avmodels.robustness.apgd import APGD
+from avmodels.robustness.square import Square, margin_loss
 
 CLASSES, EXAMPLES, SIDE = 5, 256, 9
 APGD_STEPS, SQUARE_QUERIES = 20, 1000

@@ -15,11 +15,11 @@ import yaml
 from served import serving
 from studies import copy_workflow, snakemake, tail
 
-from avmodels import plan
-from avmodels.model import ModelConfig, build_model
-from avmodels.nets import VisualNet
+from avmodels.data.weights import IMAGENET_FILE, IMAGENET_SHA256, IMAGENET_URL, fetch_weights
+from avmodels.models.model import ModelConfig, build_model
+from avmodels.models.nets import VisualNet
 from avmodels.provenance import record_path
-from avmodels.weights import IMAGENET_FILE, IMAGENET_SHA256, IMAGENET_URL, fetch_weights
+from avmodels.workflow import plan
 
 MODEL = "results/synthetic_music/models/visual/checkpoint.pt"
 

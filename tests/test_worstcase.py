@@ -7,8 +7,8 @@ import torch
 from test_attacks import CLASSES, ToyAV, labels_for, make_inputs
 from torch import Tensor, nn
 
-from avmodels.evaluate import mode_budgets
-from avmodels.worstcase import accuracies, worst_case, worst_case_by_mode
+from avmodels.robustness.worstcase import accuracies, worst_case, worst_case_by_mode
+from avmodels.study.evaluate import mode_budgets
 
 DETERMINISTIC = {"fgsm": ("fgsm", {}), "pgd": ("pgd", {"steps": 5})}
 

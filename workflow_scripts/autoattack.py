@@ -3,10 +3,10 @@
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
-from avmodels.autoeval import attack_specs, evaluate_autoattack
-from avmodels.defended import load_evaluated_model
-from avmodels.jobs import job
+from avmodels.robustness.defended import load_evaluated_model
 from avmodels.settings import EvalSettings
+from avmodels.study.autoeval import attack_specs, evaluate_autoattack
+from avmodels.workflow.jobs import job
 
 params = snakemake.params
 wc = snakemake.wildcards

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.autotable import build_autoattack_table, load_autoattack, write_autoattack_table
-from avmodels.jobs import job
+from avmodels.study.autotable import build_autoattack_table, load_autoattack, write_autoattack_table
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     evals = load_autoattack(snakemake.input)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.figures import plot_budget_curves
-from avmodels.jobs import job
-from avmodels.tables import load_evaluations
+from avmodels.study.figures import plot_budget_curves
+from avmodels.study.tables import load_evaluations
+from avmodels.workflow.jobs import job
 
 with job(snakemake):
     evals = load_evaluations(snakemake.input)

@@ -10,7 +10,7 @@ import sys
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.download import (
+from avmodels.data.download import (
     TRANSIENT,
     DownloadStopped,
     RuntimeMissing,
@@ -18,9 +18,9 @@ from avmodels.download import (
     shard_options,
     write_done_list,
 )
-from avmodels.jobs import job
-from avmodels.lists import read_records, shard_records
+from avmodels.data.lists import read_records, shard_records
 from avmodels.settings import DownloadSettings
+from avmodels.workflow.jobs import job
 
 wc, params = snakemake.wildcards, snakemake.params
 try:

@@ -6,11 +6,11 @@ As the authors (Figs. 10/11): the attack and budget of ``analysis.tsne_attack`` 
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.analysis_arrays import save_tsne_npz
-from avmodels.defended import load_evaluated_model
-from avmodels.evaluate import feature_sets, tsne_streams
-from avmodels.jobs import job
+from avmodels.robustness.defended import load_evaluated_model
 from avmodels.settings import EvalSettings, TsneSettings
+from avmodels.study.analysis_arrays import save_tsne_npz
+from avmodels.study.evaluate import feature_sets, tsne_streams
+from avmodels.workflow.jobs import job
 
 params = snakemake.params
 analysis = TsneSettings.from_config(params.analysis)

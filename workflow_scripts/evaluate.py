@@ -3,10 +3,10 @@
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
-from avmodels.defended import load_evaluated_model
-from avmodels.evaluate import evaluate, failed_evaluation
-from avmodels.jobs import job
+from avmodels.robustness.defended import load_evaluated_model
 from avmodels.settings import EvalSettings, ExfmemSettings
+from avmodels.study.evaluate import evaluate, failed_evaluation
+from avmodels.workflow.jobs import job
 
 ev = snakemake.params.evaluation
 wc = snakemake.wildcards

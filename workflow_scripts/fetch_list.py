@@ -2,8 +2,8 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.lists import fetch_list
+from avmodels.data.lists import fetch_list
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     fetch_list(snakemake.params.url, snakemake.output[0], snakemake.params.sha256)

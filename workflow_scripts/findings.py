@@ -2,10 +2,10 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.autotable import load_autoattack, masking_findings
-from avmodels.findings import RunCells, check_claims, paper_claims, write_findings
-from avmodels.jobs import job
-from avmodels.tables import load_evaluations
+from avmodels.study.autotable import load_autoattack, masking_findings
+from avmodels.study.findings import RunCells, check_claims, paper_claims, write_findings
+from avmodels.study.tables import load_evaluations
+from avmodels.workflow.jobs import job
 
 params = snakemake.params
 with job(snakemake) as log:

@@ -2,10 +2,10 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.finetune import finetune_full_defense
-from avmodels.jobs import job
 from avmodels.settings import ExfmemSettings, InputSettings
-from avmodels.train import TrainConfig
+from avmodels.study.finetune import finetune_full_defense
+from avmodels.study.train import TrainConfig
+from avmodels.workflow.jobs import job
 
 params = snakemake.params
 with job(snakemake, seed=params.seed) as log:

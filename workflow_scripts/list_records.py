@@ -2,8 +2,8 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.lists import records_with_exclusions, write_exclusions, write_records
+from avmodels.data.lists import records_with_exclusions, write_exclusions, write_records
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     lists = {name: path for name, path in snakemake.input.items()}

@@ -2,9 +2,9 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.lists import read_records, write_exclusions
-from avmodels.local import match_records, write_sources
+from avmodels.data.lists import read_records, write_exclusions
+from avmodels.data.local import match_records, write_sources
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     clips, missing = match_records(read_records(snakemake.input.records), snakemake.params.videos)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.figures import plot_localization
-from avmodels.jobs import job
+from avmodels.study.figures import plot_localization
+from avmodels.workflow.jobs import job
 
 with job(snakemake):
     plot_localization(snakemake.input[0], Path(snakemake.output.png).with_suffix(""))

@@ -2,9 +2,9 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.manifests import merge_manifests
+from avmodels.data.manifests import merge_manifests
 from avmodels.registry import SPLITS
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     counts = merge_manifests(

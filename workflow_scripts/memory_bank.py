@@ -7,11 +7,11 @@ the fine-tuned model: they are built before fine-tuning and not rebuilt after it
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
-from avmodels.defenses import build_memory_banks
-from avmodels.jobs import job
-from avmodels.model import load_checkpoint
+from avmodels.models.model import load_checkpoint
+from avmodels.robustness.defenses import build_memory_banks
 from avmodels.settings import ExfmemSettings, InputSettings
-from avmodels.train import extract_features
+from avmodels.study.train import extract_features
+from avmodels.workflow.jobs import job
 
 exfmem = ExfmemSettings.from_config(snakemake.params.exfmem)
 inputs = InputSettings.from_config(snakemake.params.inputs)

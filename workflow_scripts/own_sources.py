@@ -2,9 +2,9 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.lists import ListFormatError, write_exclusions
-from avmodels.local import read_own_csv, write_sources
+from avmodels.data.lists import ListFormatError, write_exclusions
+from avmodels.data.local import read_own_csv, write_sources
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     clips, missing = read_own_csv(snakemake.input.csv, snakemake.wildcards.dataset)

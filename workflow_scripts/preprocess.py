@@ -4,10 +4,10 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
-from avmodels.jobs import job
-from avmodels.lists import read_records, shard_records
-from avmodels.media import DiskFullError, preprocess_many
+from avmodels.data.lists import EXCLUSION_COLUMNS, read_records, shard_records
+from avmodels.data.manifests import MANIFEST_COLUMNS
+from avmodels.data.media import DiskFullError, preprocess_many
+from avmodels.workflow.jobs import job
 
 wc = snakemake.wildcards
 with job(snakemake) as log:

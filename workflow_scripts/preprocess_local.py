@@ -4,11 +4,11 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.data import EXCLUSION_COLUMNS, MANIFEST_COLUMNS
-from avmodels.jobs import job
-from avmodels.lists import shard_of
-from avmodels.local import read_sources
-from avmodels.media import DiskFullError, preprocess_many
+from avmodels.data.lists import EXCLUSION_COLUMNS, shard_of
+from avmodels.data.local import read_sources
+from avmodels.data.manifests import MANIFEST_COLUMNS
+from avmodels.data.media import DiskFullError, preprocess_many
+from avmodels.workflow.jobs import job
 
 wc, params = snakemake.wildcards, snakemake.params
 with job(snakemake) as log:

@@ -6,10 +6,10 @@ from pathlib import Path
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
-from avmodels.jobs import job
-from avmodels.lists import FAILURE_COLUMNS, write_exclusions
+from avmodels.data.lists import FAILURE_COLUMNS, write_exclusions
+from avmodels.data.synthetic import Difficulty, generate
 from avmodels.settings import SyntheticSettings
-from avmodels.synthetic import Difficulty, generate
+from avmodels.workflow.jobs import job
 
 settings = SyntheticSettings.from_config(snakemake.params.settings)
 out = snakemake.output

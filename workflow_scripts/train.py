@@ -2,10 +2,10 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.model import ModelConfig
+from avmodels.models.model import ModelConfig
 from avmodels.settings import InputSettings
-from avmodels.train import TrainConfig, train
+from avmodels.study.train import TrainConfig, train
+from avmodels.workflow.jobs import job
 
 params = snakemake.params
 with job(snakemake, seed=params.seed) as log:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.figures import plot_tsne
-from avmodels.jobs import job
+from avmodels.study.figures import plot_tsne
+from avmodels.workflow.jobs import job
 
 out = snakemake.output
 with job(snakemake, seed=snakemake.params.seed):

@@ -2,8 +2,8 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.jobs import job
-from avmodels.weights import fetch_weights
+from avmodels.data.weights import fetch_weights
+from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:
     fetch_weights(snakemake.params.url, snakemake.output[0], snakemake.params.sha256)

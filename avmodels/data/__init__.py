@@ -1,0 +1,218 @@
+"""Clip lists, downloads, media decoding, the dataset, the embedded synthetic dataset, manifests
+and local sources.
+
+- :mod:`.classes`: Class names of each dataset, in the index order of the models' outputs.
+- :mod:`.dataset`: The Dataset over preprocessed clips: one audio window and one frame per item.
+- :mod:`.download`: Download clips with yt-dlp, one at a time, recording every failure instead
+  of stopping.
+- :mod:`.fetch`: Downloads that land only when verified: the bytes of a URL, checked before they
+  are kept;.
+- :mod:`.lists`: Public dataset lists: checksummed download, parsers, and clip records.
+- :mod:`.local`: Clips the user already has: a folder of a listed dataset's videos, or an own-
+  dataset CSV.
+- :mod:`.manifests`: Per-split manifests and the exclusion list, merged from the workflow's
+  shards.
+- :mod:`.media`: Decode videos into the clip layout the models read: 11025 Hz mono audio + 8 fps
+  frames.
+- :mod:`.synthetic`: The embedded dataset ``synthetic_music``: procedural audio-visual clips
+  rendered to mp4.
+- :mod:`.weights`: Pretrained visual weights: torchvision's ImageNet ResNet18, fetched once and
+  verified.
+
+Public names are exported lazily: importing the package imports none of its
+modules; ``from avmodels.<package> import name`` imports the one defining ``name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULES = (
+    "classes",
+    "dataset",
+    "download",
+    "fetch",
+    "lists",
+    "local",
+    "manifests",
+    "media",
+    "synthetic",
+    "weights",
+)
+_EXPORTS = {  # public name -> the module defining it
+    "AUDIO_FILE": "media",
+    "AVDataset": "dataset",
+    "AVE_CATEGORIES": "lists",
+    "AveAnnotation": "lists",
+    "BAD_TIME": "lists",
+    "BadRow": "lists",
+    "CLASSES": "classes",
+    "CLIP_FILES": "media",
+    "CLIP_ID": "download",
+    "ClipDirError": "media",
+    "ClipInfo": "media",
+    "ClipLike": "media",
+    "ClipRecord": "lists",
+    "ClipSource": "download",
+    "ClipSpec": "synthetic",
+    "DECODE_TIMEOUT": "media",
+    "DEFAULT_COUNTS": "synthetic",
+    "DEFAULT_DURATION": "synthetic",
+    "DEFAULT_FORMAT": "download",
+    "DEFAULT_SIZE": "synthetic",
+    "DENO_MIN_VERSION": "download",
+    "Difficulty": "synthetic",
+    "DiskFullError": "media",
+    "DownloadStopped": "download",
+    "DownloadSummary": "download",
+    "EDGE_SECONDS": "dataset",
+    "EMPTY_AVE_EVENT": "lists",
+    "EXCLUSION_COLUMNS": "lists",
+    "EmptySplit": "dataset",
+    "Exclusion": "lists",
+    "FAILURE_COLUMNS": "lists",
+    "FORMAT_VERSION": "media",
+    "FRAMES_FILE": "media",
+    "GROUP_HUES": "synthetic",
+    "GROUP_SHAPES": "synthetic",
+    "IMAGENET_FILE": "weights",
+    "IMAGENET_SHA256": "weights",
+    "IMAGENET_URL": "weights",
+    "INCOMPLETE": "download",
+    "INDEX_FILE": "media",
+    "INFO_FILE": "media",
+    "JPEG_QUALITY": "media",
+    "KineticsAnnotation": "lists",
+    "LIST_SOURCES": "lists",
+    "ListChecksumError": "lists",
+    "ListFormatError": "lists",
+    "ListSource": "lists",
+    "LocalClip": "local",
+    "MANIFEST_COLUMNS": "manifests",
+    "MAX_SHORT_SIDE": "media",
+    "MIN_DURATION": "media",
+    "MediaError": "media",
+    "NOT_DOWNLOADED": "media",
+    "NOT_IN_AUDIOSET": "lists",
+    "NOT_IN_AVE": "lists",
+    "NOT_IN_FOLDER": "local",
+    "NOT_IN_KINETICS": "lists",
+    "NOT_IN_MUSIC": "lists",
+    "NO_SUCH_FILE": "local",
+    "OBJECT_RADIUS": "synthetic",
+    "PERMANENT": "download",
+    "PITCH_CENTRES": "synthetic",
+    "PROBE_TIMEOUT": "media",
+    "RECORDS_FILE": "synthetic",
+    "RECORD_COLUMNS": "lists",
+    "REQUIRED_COLUMNS": "dataset",
+    "RETRIED": "download",
+    "Resolver": "lists",
+    "RuntimeMissing": "download",
+    "SHORT_TOLERANCE": "media",
+    "SOURCE_COLUMNS": "local",
+    "SPLIT_PRIORITY": "lists",
+    "SYNTHETIC_CLASSES": "classes",
+    "SYNTHETIC_DATASET": "classes",
+    "SourceInfo": "media",
+    "SplitRow": "lists",
+    "TABLE_SIZE": "synthetic",
+    "TRANSIENT": "download",
+    "TRUNCATION_TOLERANCE": "download",
+    "VIDEO_EXTENSIONS": "media",
+    "VOLUME": "dataset",
+    "WeightsDigestError": "weights",
+    "YOUTUBE_ID": "download",
+    "audio_group": "synthetic",
+    "check_target": "media",
+    "class_names": "classes",
+    "classify_error": "download",
+    "clip_id_of": "lists",
+    "crop_to_float": "dataset",
+    "csv_classes": "local",
+    "cut": "dataset",
+    "decode_frame": "dataset",
+    "decoded_duration": "media",
+    "deno_path": "download",
+    "download_shard": "download",
+    "download_verified": "fetch",
+    "encode_mp4": "synthetic",
+    "ensure_ffmpeg": "media",
+    "fetch_list": "lists",
+    "fetch_weights": "weights",
+    "find_video": "media",
+    "frame_choices": "dataset",
+    "frame_count": "media",
+    "generate": "synthetic",
+    "index_videos": "local",
+    "is_clip_dir": "media",
+    "is_disk_full": "media",
+    "is_own_clip_dir": "media",
+    "iter_kinetics_annotations": "lists",
+    "label_index": "classes",
+    "load_audio": "media",
+    "load_frame": "media",
+    "load_frames": "media",
+    "main": "media",
+    "match_records": "local",
+    "merge_manifests": "manifests",
+    "num_classes": "classes",
+    "parse_probe": "media",
+    "pcm16_layout": "dataset",
+    "plan_clips": "synthetic",
+    "pread": "dataset",
+    "preprocess_clip": "media",
+    "preprocess_many": "media",
+    "probe": "media",
+    "read_audioset_segments": "lists",
+    "read_ave_annotations": "lists",
+    "read_exclusions": "lists",
+    "read_failures": "download",
+    "read_info": "media",
+    "read_jpeg": "dataset",
+    "read_manifest": "dataset",
+    "read_music_videos": "lists",
+    "read_own_csv": "local",
+    "read_records": "lists",
+    "read_sources": "local",
+    "read_split_csv": "lists",
+    "read_window": "dataset",
+    "records_with_exclusions": "lists",
+    "render_audio": "synthetic",
+    "render_clip": "synthetic",
+    "render_video": "synthetic",
+    "require_clips": "dataset",
+    "resize_short_side": "dataset",
+    "settings": "weights",
+    "sha256_file": "fetch",
+    "shard_of": "lists",
+    "shard_options": "download",
+    "shard_records": "lists",
+    "tile": "dataset",
+    "valid_times": "lists",
+    "verify_sha256": "lists",
+    "visual_group": "synthetic",
+    "visual_weights_file": "weights",
+    "window_start": "dataset",
+    "write_done_list": "download",
+    "write_exclusions": "lists",
+    "write_records": "lists",
+    "write_sources": "local",
+}
+__all__ = [*_SUBMODULES, *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a submodule, or the module defining a public name, on first use."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,195 @@
+"""The study: training, evaluation, analyses, tables, paper numbers, claims, findings and figures.
+
+- :mod:`.analysis_arrays`: The analysis jobs' results as .npz arrays: localization maps and
+  t-SNE embeddings.
+- :mod:`.autoeval`: One model under APGD and Square: each attack's accuracy and the worst case,
+  per mode.
+- :mod:`.autotable`: The project's own table "Defenses under APGD and Square" and its gradient-
+  masking check.
+- :mod:`.claims`: The claims of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.3-4.6 and
+  B.1-B.3, as checks.
+- :mod:`.evaluate`: Robustness evaluation under single-modality and audio-visual attacks.
+- :mod:`.figures`: Figures of Tian & Xu, CVPR 2021 (arXiv:2104.02000), drawn from this run's
+  outputs.
+- :mod:`.findings`: The paper's claims checked on this run and on the paper's own printed
+  tables.
+- :mod:`.finetune`: The full defense as Tian & Xu train it: MinSim+ExFMem fine-tuned through the
+  sparse coding.
+- :mod:`.paper`: The published numbers of the paper's Tables 1-6, for side-by-side reporting.
+- :mod:`.table_specs`: The specifications of the paper's Tables 1-6, one module each, loaded by
+  name.
+- :mod:`.tables`: Tables 1-6 of Tian & Xu, CVPR 2021 (arXiv:2104.02000) from this run's
+  evaluations.
+- :mod:`.train`: Seeded training loop for the audio-visual event recognition models.
+- :mod:`.verdicts`: How sure a comparison of accuracies is: n, the difference and a 95 %
+  interval.
+
+Public names are exported lazily: importing the package imports none of its
+modules; ``from avmodels.<package> import name`` imports the one defining ``name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SUBMODULES = (
+    "analysis_arrays",
+    "autoeval",
+    "autotable",
+    "claims",
+    "evaluate",
+    "figures",
+    "findings",
+    "finetune",
+    "paper",
+    "table_specs",
+    "tables",
+    "train",
+    "verdicts",
+)
+_EXPORTS = {  # public name -> the module defining it
+    "ATTACKED": "evaluate",
+    "ATTACKED_MODES": "autoeval",
+    "ATTACK_COLORS": "figures",
+    "ATTACK_NAMES": "tables",
+    "ATTACK_TABLES": "claims",
+    "Attacker": "evaluate",
+    "BY_CONSTRUCTION": "findings",
+    "Budget": "evaluate",
+    "CITATION": "paper",
+    "CLAIMS": "claims",
+    "CLEAN_MARGIN": "claims",
+    "COLUMNS": "autoeval",
+    "Cells": "claims",
+    "Check": "verdicts",
+    "CheckFn": "claims",
+    "Claim": "findings",
+    "ClaimSpec": "claims",
+    "DATASET_NAMES": "paper",
+    "DEFAULT_BUDGETS": "tables",
+    "DEFENDED": "autotable",
+    "DEFENSE_TABLES": "claims",
+    "DPI": "figures",
+    "EpochItems": "train",
+    "EpochSampler": "train",
+    "FULL": "claims",
+    "GRADIENT_FREE": "autotable",
+    "LEVEL": "verdicts",
+    "LOCALIZATION_COLUMNS": "evaluate",
+    "LOG_COLUMNS": "train",
+    "LocalizationResult": "evaluate",
+    "MIM_OTHERS": "claims",
+    "MISSING": "tables",
+    "MODES": "figures",
+    "MODE_HEADERS": "autotable",
+    "MODE_TITLES": "figures",
+    "MOVED": "claims",
+    "Manifest": "train",
+    "Measure": "verdicts",
+    "NOT_EVALUATED": "findings",
+    "OTHERS": "claims",
+    "PAPER_COLUMNS": "paper",
+    "PAPER_RESULTS": "paper",
+    "PAPER_TEST_CLIPS": "findings",
+    "PDF_METADATA": "figures",
+    "PNG_METADATA": "figures",
+    "PaperCells": "findings",
+    "RC": "figures",
+    "REFERENCE_DATASETS": "paper",
+    "RESAMPLES": "verdicts",
+    "RunCells": "findings",
+    "SEED": "verdicts",
+    "SOLVER_COLUMNS": "evaluate",
+    "STREAMS": "analysis_arrays",
+    "STREAM_LABELS": "figures",
+    "STREAM_MARKERS": "figures",
+    "Score": "verdicts",
+    "TABLES": "tables",
+    "TITLE": "autotable",
+    "TableMap": "findings",
+    "TrainConfig": "train",
+    "UNIMODAL_MARK": "tables",
+    "WORST": "autotable",
+    "accuracy": "evaluate",
+    "accuracy_on": "train",
+    "as_evaluations": "tables",
+    "attack_label": "autoeval",
+    "attack_specs": "autoeval",
+    "attention_scores": "evaluate",
+    "beats": "claims",
+    "budget_curves": "figures",
+    "build_autoattack_table": "autotable",
+    "build_table": "tables",
+    "check_claim": "findings",
+    "check_claims": "findings",
+    "clopper_pearson": "verdicts",
+    "compare": "verdicts",
+    "correctness_string": "evaluate",
+    "dataset_name": "paper",
+    "evaluate_autoattack": "autoeval",
+    "evaluate_localization": "evaluate",
+    "extract_features": "train",
+    "failed_evaluation": "evaluate",
+    "feature_sets": "evaluate",
+    "find_evaluation": "tables",
+    "finetune_full_defense": "finetune",
+    "fit": "train",
+    "latex_escape": "tables",
+    "load_arrays": "analysis_arrays",
+    "load_autoattack": "autotable",
+    "load_evaluations": "tables",
+    "loader_workers": "train",
+    "make_loader": "train",
+    "masking_checks": "autotable",
+    "masking_findings": "autotable",
+    "masking_verdict": "autotable",
+    "mode_budgets": "evaluate",
+    "model_modalities": "train",
+    "pairs": "claims",
+    "paper_caption": "paper",
+    "paper_cells": "paper",
+    "paper_claims": "findings",
+    "paper_data": "paper",
+    "paper_datasets": "paper",
+    "paper_evaluations": "tables",
+    "paper_notes": "paper",
+    "paper_value": "paper",
+    "parameter_groups": "train",
+    "per_clip": "findings",
+    "plot_budget_curves": "figures",
+    "plot_localization": "figures",
+    "plot_tsne": "figures",
+    "reference_dataset": "paper",
+    "resolve_device": "train",
+    "resume_path": "train",
+    "run_settings": "train",
+    "save_figure": "figures",
+    "save_localization_npz": "analysis_arrays",
+    "save_tsne_npz": "analysis_arrays",
+    "seed_everything": "train",
+    "split_batch": "train",
+    "spread_over_classes": "evaluate",
+    "summarize": "train",
+    "tsne_embed": "figures",
+    "tsne_streams": "evaluate",
+    "write_autoattack_table": "autotable",
+    "write_findings": "findings",
+    "write_table": "tables",
+}
+__all__ = [*_SUBMODULES, *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a submodule, or the module defining a public name, on first use."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
