@@ -3,7 +3,7 @@
 A job asks for a GPU through its resources (``gpu``/``gpus`` > 0, as the SLURM profile sets
 for the network rules) or through the config key ``device: cuda``; such a job stops before
 any work, in one line, when torch cannot use a GPU. The chosen device reaches the library
-through ``AVMODELS_DEVICE``, read by :func:`avmodels.study.train.resolve_device`.
+through ``AVMODELS_DEVICE``, read by :func:`avmodels.study.running.resolve_device`.
 """
 
 from __future__ import annotations

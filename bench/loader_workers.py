@@ -1,7 +1,7 @@
 """Training DataLoader throughput: samples/s with 1 and N workers at the paper's input size.
 
 What a GPU training job's DataLoader can feed (224 px crops, 65535 audio samples, training
-transforms, batch 12, persistent workers, as :func:`avmodels.study.train.make_loader` builds it
+transforms, batch 12, persistent workers, as :func:`avmodels.study.running.make_loader` builds it
 for ``threads`` = N + 1). Clips: the embedded synthetic_music dataset (96x96 frames),
 rendered and preprocessed into a temporary directory first. Wall-clock time over whole
 epochs after one warm-up epoch (which starts the workers); the figure scales with the
@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from data_loading import make_manifest
 
-from avmodels.study.train import make_loader
+from avmodels.study.running import make_loader
 
 PAPER = {"audio_samples": 65535, "image_size": 224, "resize_size": 246}
 

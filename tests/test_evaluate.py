@@ -22,7 +22,8 @@ from avmodels.study.evaluate import (
     feature_sets,
     mode_budgets,
 )
-from avmodels.study.train import extract_features, train
+from avmodels.study.running import extract_features
+from avmodels.study.train import train
 
 # A budget the easy set cannot withstand: a quarter of the pixel range and of the waveform's
 # (the test tone's peak is 1/8), so attacking both inputs flips clips on any machine.

@@ -20,7 +20,8 @@ import yaml
 from avmodels.data import media, synthetic
 from avmodels.models.model import ModelConfig, load_checkpoint
 from avmodels.settings import InputSettings
-from avmodels.study.train import TrainConfig, accuracy_on, make_loader, train
+from avmodels.study.running import accuracy_on, make_loader
+from avmodels.study.train import TrainConfig, train
 from avmodels.workflow.plan import variant_settings
 
 CONFIG = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())

@@ -14,13 +14,8 @@ from avmodels.data import media
 from avmodels.data.manifests import MANIFEST_COLUMNS
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint
 from avmodels.settings import InputSettings
-from avmodels.study.train import (
-    LOG_COLUMNS,
-    TrainConfig,
-    extract_features,
-    parameter_groups,
-    train,
-)
+from avmodels.study.running import extract_features
+from avmodels.study.train import LOG_COLUMNS, TrainConfig, parameter_groups, train
 
 # An easy two-class set: the class sets both the frame colour and the tone's pitch.
 CLASSES = (("cello", (200, 40, 30), 330.0), ("flute", (30, 60, 210), 1760.0))
@@ -311,7 +306,7 @@ def _kill_second_epoch(module):
 
 
 def _epochs_of_batches(manifest: Path, workers: int) -> list[list[torch.Tensor]]:
-    from avmodels.study.train import make_loader
+    from avmodels.study.running import make_loader
 
     loader = make_loader(
         manifest,
@@ -337,7 +332,7 @@ def test_persistent_workers_see_each_epoch(manifests):
 
 
 def test_loader_workers_follow_the_device():
-    from avmodels.study.train import loader_workers
+    from avmodels.study.running import loader_workers
 
     assert loader_workers(8, torch.device("cuda")) == 7
     assert loader_workers(1, torch.device("cuda")) == 0

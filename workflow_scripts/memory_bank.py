@@ -10,7 +10,7 @@ from avmodels import atomic
 from avmodels.models.model import load_checkpoint
 from avmodels.robustness.defenses import build_memory_banks
 from avmodels.settings import ExfmemSettings, InputSettings
-from avmodels.study.train import extract_features
+from avmodels.study.running import extract_features
 from avmodels.workflow.jobs import job
 
 exfmem = ExfmemSettings.from_config(snakemake.params.exfmem)

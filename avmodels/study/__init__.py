@@ -2,10 +2,6 @@
 
 - :mod:`.analysis_arrays`: The analysis jobs' results as .npz arrays: localization maps and
   t-SNE embeddings.
-- :mod:`.autoeval`: One model under APGD and Square: each attack's accuracy and the worst case,
-  per mode.
-- :mod:`.autotable`: The project's own table "Defenses under APGD and Square" and its gradient-
-  masking check.
 - :mod:`.claims`: The claims of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.3-4.6 and
   B.1-B.3, as checks.
 - :mod:`.evaluate`: Robustness evaluation under single-modality and audio-visual attacks.
@@ -16,6 +12,8 @@
 - :mod:`.finetune`: The full defense as Tian & Xu train it: MinSim+ExFMem fine-tuned through the
   sparse coding.
 - :mod:`.paper`: The published numbers of the paper's Tables 1-6, for side-by-side reporting.
+- :mod:`.running`: What training, evaluation and the analyses share to run a model over a
+  manifest: the.
 - :mod:`.table_specs`: The specifications of the paper's Tables 1-6, one module each, loaded by
   name.
 - :mod:`.tables`: Tables 1-6 of Tian & Xu, CVPR 2021 (arXiv:2104.02000) from this run's
@@ -35,14 +33,13 @@ from typing import Any
 
 _SUBMODULES = (
     "analysis_arrays",
-    "autoeval",
-    "autotable",
     "claims",
     "evaluate",
     "figures",
     "findings",
     "finetune",
     "paper",
+    "running",
     "table_specs",
     "tables",
     "train",
@@ -50,17 +47,16 @@ _SUBMODULES = (
 )
 _EXPORTS = {  # public name -> the module defining it
     "ATTACKED": "evaluate",
-    "ATTACKED_MODES": "autoeval",
     "ATTACK_COLORS": "figures",
     "ATTACK_NAMES": "tables",
     "ATTACK_TABLES": "claims",
     "Attacker": "evaluate",
     "BY_CONSTRUCTION": "findings",
     "Budget": "evaluate",
+    "CELL_COLUMNS": "tables",
     "CITATION": "paper",
     "CLAIMS": "claims",
     "CLEAN_MARGIN": "claims",
-    "COLUMNS": "autoeval",
     "Cells": "claims",
     "Check": "verdicts",
     "CheckFn": "claims",
@@ -68,13 +64,11 @@ _EXPORTS = {  # public name -> the module defining it
     "ClaimSpec": "claims",
     "DATASET_NAMES": "paper",
     "DEFAULT_BUDGETS": "tables",
-    "DEFENDED": "autotable",
     "DEFENSE_TABLES": "claims",
     "DPI": "figures",
-    "EpochItems": "train",
-    "EpochSampler": "train",
+    "EpochItems": "running",
+    "EpochSampler": "running",
     "FULL": "claims",
-    "GRADIENT_FREE": "autotable",
     "LEVEL": "verdicts",
     "LOCALIZATION_COLUMNS": "evaluate",
     "LOG_COLUMNS": "train",
@@ -82,10 +76,9 @@ _EXPORTS = {  # public name -> the module defining it
     "MIM_OTHERS": "claims",
     "MISSING": "tables",
     "MODES": "figures",
-    "MODE_HEADERS": "autotable",
     "MODE_TITLES": "figures",
     "MOVED": "claims",
-    "Manifest": "train",
+    "Manifest": "running",
     "Measure": "verdicts",
     "NOT_EVALUATED": "findings",
     "OTHERS": "claims",
@@ -106,20 +99,15 @@ _EXPORTS = {  # public name -> the module defining it
     "STREAM_MARKERS": "figures",
     "Score": "verdicts",
     "TABLES": "tables",
-    "TITLE": "autotable",
     "TableMap": "findings",
     "TrainConfig": "train",
     "UNIMODAL_MARK": "tables",
-    "WORST": "autotable",
     "accuracy": "evaluate",
-    "accuracy_on": "train",
+    "accuracy_on": "running",
     "as_evaluations": "tables",
-    "attack_label": "autoeval",
-    "attack_specs": "autoeval",
     "attention_scores": "evaluate",
     "beats": "claims",
     "budget_curves": "figures",
-    "build_autoattack_table": "autotable",
     "build_table": "tables",
     "check_claim": "findings",
     "check_claims": "findings",
@@ -127,9 +115,8 @@ _EXPORTS = {  # public name -> the module defining it
     "compare": "verdicts",
     "correctness_string": "evaluate",
     "dataset_name": "paper",
-    "evaluate_autoattack": "autoeval",
     "evaluate_localization": "evaluate",
-    "extract_features": "train",
+    "extract_features": "running",
     "failed_evaluation": "evaluate",
     "feature_sets": "evaluate",
     "find_evaluation": "tables",
@@ -137,15 +124,11 @@ _EXPORTS = {  # public name -> the module defining it
     "fit": "train",
     "latex_escape": "tables",
     "load_arrays": "analysis_arrays",
-    "load_autoattack": "autotable",
     "load_evaluations": "tables",
-    "loader_workers": "train",
-    "make_loader": "train",
-    "masking_checks": "autotable",
-    "masking_findings": "autotable",
-    "masking_verdict": "autotable",
+    "loader_workers": "running",
+    "make_loader": "running",
     "mode_budgets": "evaluate",
-    "model_modalities": "train",
+    "model_modalities": "running",
     "pairs": "claims",
     "paper_caption": "paper",
     "paper_cells": "paper",
@@ -161,19 +144,20 @@ _EXPORTS = {  # public name -> the module defining it
     "plot_localization": "figures",
     "plot_tsne": "figures",
     "reference_dataset": "paper",
-    "resolve_device": "train",
+    "resolve_device": "running",
     "resume_path": "train",
-    "run_settings": "train",
+    "run_settings": "running",
     "save_figure": "figures",
     "save_localization_npz": "analysis_arrays",
     "save_tsne_npz": "analysis_arrays",
-    "seed_everything": "train",
-    "split_batch": "train",
+    "seed_everything": "running",
+    "split_batch": "running",
     "spread_over_classes": "evaluate",
     "summarize": "train",
+    "to_latex": "tables",
+    "to_markdown": "tables",
     "tsne_embed": "figures",
     "tsne_streams": "evaluate",
-    "write_autoattack_table": "autotable",
     "write_findings": "findings",
     "write_table": "tables",
 }

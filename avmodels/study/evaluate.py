@@ -35,7 +35,7 @@ from avmodels.robustness.attacks import ATTACKS, FGSM, LossFn, build_attack, pre
 from avmodels.robustness.defenses import ExFMemModel
 from avmodels.robustness.metrics import EVAL_COLUMNS, MODES
 from avmodels.settings import EvalSettings
-from avmodels.study.train import (
+from avmodels.study.running import (
     Manifest,
     make_loader,
     model_modalities,

@@ -28,15 +28,8 @@ import torch
 from avmodels.models.model import load_checkpoint
 from avmodels.robustness.defenses import exfmem_model, load_banks
 from avmodels.settings import ExfmemSettings
-from avmodels.study.train import (
-    Manifest,
-    TrainConfig,
-    fit,
-    resolve_device,
-    run_settings,
-    seed_everything,
-    summarize,
-)
+from avmodels.study.running import Manifest, resolve_device, run_settings, seed_everything
+from avmodels.study.train import TrainConfig, fit, summarize
 
 
 def finetune_full_defense(
