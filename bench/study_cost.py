@@ -50,7 +50,7 @@ from avmodels.models.model import ModelConfig, build_model
 from avmodels.robustness.attacks import predict_sets
 from avmodels.robustness.lasso import sparse_code
 from avmodels.robustness.metrics import MODES
-from avmodels.study.evaluate import Attacker, _restrict, mode_budgets
+from avmodels.study.evaluate import Attacker, mode_budgets, restrict_budget
 from avmodels.workflow import plan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def measure_steps(quick: bool) -> dict[str, Fit]:
             return cpu_seconds(lambda: model(**inputs), reps=2)
 
     def attack_batch(name: str) -> Callable[[int], float]:
-        budgets = {m: _restrict(b, ("audio", "visual")) for m, b in
+        budgets = {m: restrict_budget(b, ("audio", "visual")) for m, b in
                    mode_budgets(MODES, 0.006, True).items()}  # fmt: skip
         by_key = {tuple(sorted(b)): b for b in budgets.values()}
         kwargs = {} if name == "fgsm" else {"steps": steps}

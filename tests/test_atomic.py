@@ -30,8 +30,9 @@ from avmodels.provenance import record_path
 from avmodels.robustness.defenses import load_banks
 from avmodels.settings import EvalSettings, InputSettings
 from avmodels.study import figures
+from avmodels.study.analyses import evaluate_localization, feature_sets
 from avmodels.study.analysis_arrays import load_arrays, save_tsne_npz
-from avmodels.study.evaluate import evaluate, evaluate_localization, feature_sets
+from avmodels.study.evaluate import evaluate
 from avmodels.study.train import train
 from avmodels.workflow import jobs
 

@@ -13,15 +13,13 @@ from test_train import make_manifests, tiny_config
 from avmodels.models.model import IMAGENET_STD, ModelConfig, build_model, load_checkpoint
 from avmodels.robustness import defenses
 from avmodels.settings import EvalSettings, InputSettings
-from avmodels.study.evaluate import (
-    EVAL_COLUMNS,
+from avmodels.study.analyses import (
     LOCALIZATION_COLUMNS,
     attention_scores,
-    evaluate,
     evaluate_localization,
     feature_sets,
-    mode_budgets,
 )
+from avmodels.study.evaluate import EVAL_COLUMNS, evaluate, mode_budgets
 from avmodels.study.running import extract_features
 from avmodels.study.train import train
 

@@ -21,7 +21,7 @@ from avmodels.models.nets import VisualNet
 from avmodels.robustness.defended import load_evaluated_model
 from avmodels.robustness.defenses import build_memory_banks, cosine_similarity, make_training_loss
 from avmodels.settings import EvalSettings, ExfmemSettings, InputSettings
-from avmodels.study.evaluate import evaluate_localization, spread_over_classes
+from avmodels.study.analyses import evaluate_localization, spread_over_classes
 from avmodels.workflow.plan import analysis_datasets, variant_settings
 
 PRESETS = ("config.yaml", "config/tiny.yaml", "config/paper.yaml")

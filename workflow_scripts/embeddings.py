@@ -8,8 +8,8 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels.robustness.defended import load_evaluated_model
 from avmodels.settings import EvalSettings, TsneSettings
+from avmodels.study.analyses import feature_sets, tsne_streams
 from avmodels.study.analysis_arrays import save_tsne_npz
-from avmodels.study.evaluate import feature_sets, tsne_streams
 from avmodels.workflow.jobs import job
 
 params = snakemake.params

@@ -4,8 +4,8 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels.models.model import load_checkpoint
 from avmodels.settings import EvalSettings, LocalizationSettings
+from avmodels.study.analyses import evaluate_localization
 from avmodels.study.analysis_arrays import save_localization_npz
-from avmodels.study.evaluate import evaluate_localization
 from avmodels.workflow.jobs import job
 
 params = snakemake.params

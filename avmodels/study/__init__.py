@@ -1,5 +1,7 @@
 """The study: training, evaluation, analyses, tables, paper numbers, claims, findings and figures.
 
+- :mod:`.analyses`: The analyses beside the accuracy tables: sound-source localization under
+  attack (Sec. 4.5,.
 - :mod:`.analysis_arrays`: The analysis jobs' results as .npz arrays: localization maps and
   t-SNE embeddings.
 - :mod:`.claims`: The claims of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.3-4.6 and
@@ -32,6 +34,7 @@ import importlib
 from typing import Any
 
 _SUBMODULES = (
+    "analyses",
     "analysis_arrays",
     "claims",
     "evaluate",
@@ -70,9 +73,9 @@ _EXPORTS = {  # public name -> the module defining it
     "EpochSampler": "running",
     "FULL": "claims",
     "LEVEL": "verdicts",
-    "LOCALIZATION_COLUMNS": "evaluate",
+    "LOCALIZATION_COLUMNS": "analyses",
     "LOG_COLUMNS": "train",
-    "LocalizationResult": "evaluate",
+    "LocalizationResult": "analyses",
     "MIM_OTHERS": "claims",
     "MISSING": "tables",
     "MODES": "figures",
@@ -105,9 +108,11 @@ _EXPORTS = {  # public name -> the module defining it
     "accuracy": "evaluate",
     "accuracy_on": "running",
     "as_evaluations": "tables",
-    "attention_scores": "evaluate",
+    "attacked_batches": "evaluate",
+    "attention_scores": "analyses",
     "beats": "claims",
     "budget_curves": "figures",
+    "budget_key": "evaluate",
     "build_table": "tables",
     "check_claim": "findings",
     "check_claims": "findings",
@@ -115,10 +120,10 @@ _EXPORTS = {  # public name -> the module defining it
     "compare": "verdicts",
     "correctness_string": "evaluate",
     "dataset_name": "paper",
-    "evaluate_localization": "evaluate",
+    "evaluate_localization": "analyses",
     "extract_features": "running",
     "failed_evaluation": "evaluate",
-    "feature_sets": "evaluate",
+    "feature_sets": "analyses",
     "find_evaluation": "tables",
     "finetune_full_defense": "finetune",
     "fit": "train",
@@ -127,8 +132,10 @@ _EXPORTS = {  # public name -> the module defining it
     "load_evaluations": "tables",
     "loader_workers": "running",
     "make_loader": "running",
+    "manifest_frame": "evaluate",
     "mode_budgets": "evaluate",
     "model_modalities": "running",
+    "nominal_budgets": "evaluate",
     "pairs": "claims",
     "paper_caption": "paper",
     "paper_cells": "paper",
@@ -145,6 +152,7 @@ _EXPORTS = {  # public name -> the module defining it
     "plot_tsne": "figures",
     "reference_dataset": "paper",
     "resolve_device": "running",
+    "restrict_budget": "evaluate",
     "resume_path": "train",
     "run_settings": "running",
     "save_figure": "figures",
@@ -152,12 +160,12 @@ _EXPORTS = {  # public name -> the module defining it
     "save_tsne_npz": "analysis_arrays",
     "seed_everything": "running",
     "split_batch": "running",
-    "spread_over_classes": "evaluate",
+    "spread_over_classes": "analyses",
     "summarize": "train",
     "to_latex": "tables",
     "to_markdown": "tables",
     "tsne_embed": "figures",
-    "tsne_streams": "evaluate",
+    "tsne_streams": "analyses",
     "write_findings": "findings",
     "write_table": "tables",
 }
