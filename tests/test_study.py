@@ -21,8 +21,9 @@ from avmodels.study import autotable
 from avmodels.study.autoeval import attack_label
 from avmodels.study.claims import CLAIMS
 from avmodels.study.paper import paper_value
+from avmodels.study.rendering import MISSING
 from avmodels.study.table_specs import TABLE_NAMES, load_spec
-from avmodels.study.tables import CELL_COLUMNS, MISSING
+from avmodels.study.tables import CELL_COLUMNS
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import pytest
 
 from avmodels.provenance import record_path
 from avmodels.robustness import metrics
-from avmodels.study import tables
+from avmodels.study import rendering, tables
 from avmodels.study.paper import paper_datasets
 
 # model -> test-time defenses it is evaluated with
@@ -166,7 +166,7 @@ def test_embedded_dataset_shows_music_numbers_as_reference(evals):
     assert none_clean["paper"] == 88.46
     assert none_clean["delta"] == pytest.approx(none_clean["ours"] - 88.46, abs=1e-3)
     assert not cells["paper"].isna().any()
-    markdown = tables.to_markdown(cells)
+    markdown = rendering.to_markdown(cells)
     assert "MIT-MUSIC numbers, a reference only" in markdown
     assert "(88.46)" in markdown
 
@@ -175,7 +175,7 @@ def test_dataset_without_published_numbers(evals):
     cells = tables.build_table("table2", evals, {"ave": "ave"})
     assert cells["paper"].isna().all()
     assert set(cells["paper_dataset"]) == {""}
-    assert "reports no numbers" in tables.to_markdown(cells)
+    assert "reports no numbers" in rendering.to_markdown(cells)
 
 
 def test_missing_evaluation_marks_cells_and_keeps_the_row(evals):
@@ -186,11 +186,11 @@ def test_missing_evaluation_marks_cells_and_keeps_the_row(evals):
     assert not np.isnan(cell(cells, method="maxsim", column="clean")["ours"])  # from another job
     assert cell(cells, method="maxsim", column="a")["note"].startswith("missing")
     assert not np.isnan(cell(cells, method="minsim", column="ri")["ours"])
-    markdown = tables.to_markdown(cells)
+    markdown = rendering.to_markdown(cells)
     line = next(ln for ln in markdown.splitlines() if ln.startswith("| MaxSim"))
-    assert line.count(tables.MISSING) == 5
+    assert line.count(rendering.MISSING) == 5
     assert "not evaluated" in markdown
-    assert "---" in tables.to_latex(cells)
+    assert "---" in rendering.to_latex(cells)
 
 
 def test_unimodal_rows_follow_the_papers_convention(evals):
@@ -202,7 +202,7 @@ def test_unimodal_rows_follow_the_papers_convention(evals):
     visual = {c: cell(cells, method="unimodal_v", column=c) for c in ("clean", "a", "v", "av")}
     assert visual["a"]["ours"] == visual["clean"]["ours"]
     assert visual["av"]["ours"] == visual["v"]["ours"]
-    assert tables.UNIMODAL_MARK in tables.to_markdown(cells)
+    assert tables.UNIMODAL_MARK in rendering.to_markdown(cells)
 
 
 def test_unimodal_rows_prefer_scored_modes(evals):
@@ -268,7 +268,7 @@ def test_fusion_table_average_includes_clean(evals):
 
 def test_write_table_outputs(evals, tmp_path):
     cells = tables.build_table("table6", evals, ["synthetic_music", "ave"])
-    paths = tables.write_table(cells, tmp_path / "tables" / "table6")
+    paths = rendering.write_table(cells, tmp_path / "tables" / "table6")
     assert {p.suffix for p in paths.values()} == {".csv", ".md", ".tex"}
     back = pd.read_csv(paths["csv"], keep_default_na=False, na_values=[""])
     assert list(back.columns) == tables.CELL_COLUMNS

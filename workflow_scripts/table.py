@@ -4,7 +4,8 @@ from pathlib import Path
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.study.tables import build_table, load_evaluations, write_table
+from avmodels.study.rendering import write_table
+from avmodels.study.tables import build_table, load_evaluations
 from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:

@@ -14,6 +14,8 @@
 - :mod:`.finetune`: The full defense as Tian & Xu train it: MinSim+ExFMem fine-tuned through the
   sparse coding.
 - :mod:`.paper`: The published numbers of the paper's Tables 1-6, for side-by-side reporting.
+- :mod:`.rendering`: Tables 1-6 rendered: Markdown and LaTeX beside the long CSV, our number and
+  the paper's.
 - :mod:`.running`: What training, evaluation and the analyses share to run a model over a
   manifest: the.
 - :mod:`.table_specs`: The specifications of the paper's Tables 1-6, one module each, loaded by
@@ -42,6 +44,7 @@ _SUBMODULES = (
     "findings",
     "finetune",
     "paper",
+    "rendering",
     "running",
     "table_specs",
     "tables",
@@ -51,7 +54,7 @@ _SUBMODULES = (
 _EXPORTS = {  # public name -> the module defining it
     "ATTACKED": "evaluate",
     "ATTACK_COLORS": "figures",
-    "ATTACK_NAMES": "tables",
+    "ATTACK_NAMES": "rendering",
     "ATTACK_TABLES": "claims",
     "Attacker": "evaluate",
     "BY_CONSTRUCTION": "findings",
@@ -77,7 +80,7 @@ _EXPORTS = {  # public name -> the module defining it
     "LOG_COLUMNS": "train",
     "LocalizationResult": "analyses",
     "MIM_OTHERS": "claims",
-    "MISSING": "tables",
+    "MISSING": "rendering",
     "MODES": "figures",
     "MODE_TITLES": "figures",
     "MOVED": "claims",
@@ -127,7 +130,7 @@ _EXPORTS = {  # public name -> the module defining it
     "find_evaluation": "tables",
     "finetune_full_defense": "finetune",
     "fit": "train",
-    "latex_escape": "tables",
+    "latex_escape": "rendering",
     "load_arrays": "analysis_arrays",
     "load_evaluations": "tables",
     "loader_workers": "running",
@@ -162,12 +165,12 @@ _EXPORTS = {  # public name -> the module defining it
     "split_batch": "running",
     "spread_over_classes": "analyses",
     "summarize": "train",
-    "to_latex": "tables",
-    "to_markdown": "tables",
+    "to_latex": "rendering",
+    "to_markdown": "rendering",
     "tsne_embed": "figures",
     "tsne_streams": "analyses",
     "write_findings": "findings",
-    "write_table": "tables",
+    "write_table": "rendering",
 }
 __all__ = [*_SUBMODULES, *_EXPORTS]
 
