@@ -14,6 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from avmodels import data
 from avmodels.data import synthetic
@@ -21,7 +22,7 @@ from avmodels.data.classes import CLASSES, class_names, label_index, num_classes
 from avmodels.data.lists import (
     AVE_CATEGORIES,
     EMPTY_AVE_EVENT,
-    LIST_SOURCES,
+    LIST_NAMES,
     NOT_IN_AUDIOSET,
     NOT_IN_KINETICS,
     NOT_IN_MUSIC,
@@ -406,20 +407,30 @@ def test_label_index_follows_class_order() -> None:
 # ---------------------------------------------------------------- checksums and download
 
 
-def test_list_sources_pin_the_published_files(lists_dir: Path) -> None:
+PAPER_LISTS = {  # the paper study's lists, as its config pins them
+    name: dataset["lists"]
+    for name, dataset in yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "config" / "paper.yaml").read_text()
+    )["datasets"].items()
+}
+
+
+def test_paper_config_pins_the_published_files(lists_dir: Path) -> None:
     local = {p.name: p for p in lists_dir.rglob("*") if p.is_file()}
-    for dataset, sources in LIST_SOURCES.items():
+    assert set(PAPER_LISTS) == set(LIST_NAMES)
+    for dataset, sources in PAPER_LISTS.items():
+        assert set(LIST_NAMES[dataset]) <= set(sources)
         for name, source in sources.items():
-            assert source.url.startswith("https://")
-            if source.sha256 is None:
+            assert source["url"].startswith("https://")
+            if source.get("sha256") is None:
                 assert (dataset, name.split("_")[0]) in {
                     ("kinetics_sounds", "annotations"),
                     ("ave", "segments"),
                 }
                 continue
-            path = local[source.url.rsplit("/", 1)[1]]
-            assert sha256_file(path) == source.sha256
-            verify_sha256(path, source.sha256.upper())
+            path = local[source["url"].rsplit("/", 1)[1]]
+            assert sha256_file(path) == source["sha256"]
+            verify_sha256(path, source["sha256"].upper())
 
 
 def test_verify_sha256(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -463,11 +474,11 @@ def http_root(tmp_path: Path):
 
 def test_fetch_list_http(lists_dir: Path, http_root: tuple[Path, str], tmp_path: Path) -> None:
     root, base = http_root
-    source = LIST_SOURCES["music"]["val"]
+    source = PAPER_LISTS["music"]["val"]
     original = lists_dir / "av_robustness_cvpr21" / "val.csv"
     shutil.copy(original, root / "val.csv")
     dest = tmp_path / "resources" / "lists" / "val.csv"
-    assert fetch_list(f"{base}/val.csv", dest, source.sha256, timeout=10) == dest
+    assert fetch_list(f"{base}/val.csv", dest, source["sha256"], timeout=10) == dest
     assert dest.read_bytes() == original.read_bytes()
     assert sorted(p.name for p in dest.parent.iterdir()) == ["val.csv"]
 
@@ -478,7 +489,7 @@ def test_fetch_list_mismatch_keeps_destination(
     root, base = http_root
     shutil.copy(lists_dir / "av_robustness_cvpr21" / "val.csv", root / "val.csv")
     dest = tmp_path / "out" / "val.csv"
-    wrong = LIST_SOURCES["music"]["test"].sha256
+    wrong = PAPER_LISTS["music"]["test"]["sha256"]
     with pytest.raises(ListChecksumError) as err:
         fetch_list(f"{base}/val.csv", dest, wrong, timeout=10)
     assert "\n" not in str(err.value) and wrong in str(err.value) and "val.csv" in str(err.value)
@@ -501,5 +512,5 @@ def test_fetch_list_errors_and_file_urls(
     with pytest.raises(ValueError, match="scheme"):
         fetch_list("ftp://127.0.0.1/x.csv", dest, None)
     original = lists_dir / "ave" / "Annotations.txt"
-    fetch_list(original.as_uri(), dest, LIST_SOURCES["ave"]["annotations"].sha256)
+    fetch_list(original.as_uri(), dest, PAPER_LISTS["ave"]["annotations"]["sha256"])
     assert dest.read_bytes() == original.read_bytes()

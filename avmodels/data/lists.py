@@ -80,73 +80,13 @@ _ID = re.compile(r"[A-Za-z0-9_-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
-class ListSource:
-    """Where a list is published and the sha256 of the published bytes (None: not pinned)."""
-
-    url: str
-    sha256: str | None
-
-
-_PAPER = "https://raw.githubusercontent.com/YapengTian/AV-Robustness-CVPR21/master/data/"
-_K400 = "https://s3.amazonaws.com/kinetics/400/annotations/"
-_AUDIOSET = "https://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/"
-# Kinetics-400 annotation CSVs and AudioSet segment lists have no published digest.
-LIST_SOURCES: dict[str, dict[str, ListSource]] = {
-    "music": {
-        "videos": ListSource(
-            "https://raw.githubusercontent.com/roudimit/MUSIC_dataset/master/MUSIC_solo_videos.json",
-            "cddd3e9544cac4b5e5ebd55c2707bad0eb6ad29ebff571afb70a5545d4740304",
-        ),
-        "train": ListSource(
-            _PAPER + "train.csv", "4550f6ade37edf7c2ab09ee08c6f4a96d2a3a5ed6a71ca23b75b4f17f3ead376"
-        ),
-        "val": ListSource(
-            _PAPER + "val.csv", "d48818865e2e404b47019aeadfb0eeeb3473bab0bc6af71aad5c7b67b80bd7f7"
-        ),
-        "test": ListSource(
-            _PAPER + "test.csv", "d136c98485c81bf506721810668d7b1a8d2b580498f4b4213e4d6df19d343e48"
-        ),
-    },
-    "ave": {
-        "annotations": ListSource(
-            "https://raw.githubusercontent.com/YapengTian/AVE-ECCV18/master/data/Annotations.txt",
-            "0d24a9ec5cd4ceb779ebd83d74e83ec8e55c5e468cede3f320fb57346c9dd321",
-        ),
-        "train": ListSource(
-            _PAPER + "train_AVE.csv",
-            "b0eb7eb25122cd2f58dc1bcfb623f154068fdedc9731de74a42763b41a9cdc15",
-        ),
-        "val": ListSource(
-            _PAPER + "val_AVE.csv",
-            "f14d61620793eabfde278bc70d2a7fadb19bd3eb67f0d2b9923009727f560dec",
-        ),
-        "test": ListSource(
-            _PAPER + "test_AVE.csv",
-            "86ed9de5c4ac2c0b19ab4a45e7155263ecffc5b2cdbfee7152c52ab0b7c0ac8f",
-        ),
-        # AudioSet publishes no digests: the run warns and records the sha256 it got.
-        "segments_balanced": ListSource(_AUDIOSET + "balanced_train_segments.csv", None),
-        "segments_unbalanced": ListSource(_AUDIOSET + "unbalanced_train_segments.csv", None),
-        "segments_eval": ListSource(_AUDIOSET + "eval_segments.csv", None),
-    },
-    "kinetics_sounds": {
-        "train": ListSource(
-            _PAPER + "train_kinetics.csv",
-            "75b45603be528978bc77fe083883c234bca0f2631727af817d91246696bd3658",
-        ),
-        "val": ListSource(
-            _PAPER + "val_kinetics.csv",
-            "d92154574b4c1f387ec192ff071e656c1048daa73d3e595da2efa963396ccd34",
-        ),
-        "test": ListSource(
-            _PAPER + "test_kinetics.csv",
-            "9250ca318a90d907dfa558520209f35cfcaf97ca3489efbeaaca9a970e7fc2f3",
-        ),
-        "annotations_train": ListSource(_K400 + "train.csv", None),
-        "annotations_val": ListSource(_K400 + "val.csv", None),
-        "annotations_test": ListSource(_K400 + "test.csv", None),
-    },
+# The lists each dataset reads, by name (their URLs and digests are the config's:
+# ``datasets.<name>.lists``); Kinetics-Sounds also takes any ``annotations*`` file and AVE
+# any ``segments*`` file.
+LIST_NAMES: dict[str, tuple[str, ...]] = {
+    "music": ("videos", *SPLITS),
+    "ave": ("annotations", *SPLITS),
+    "kinetics_sounds": SPLITS,
 }
 
 
@@ -504,9 +444,11 @@ def _check_lists(dataset: str, lists: Mapping[str, Path], whole_videos: bool) ->
     if dataset not in _RESOLVERS:
         raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(_RESOLVERS)}")
     missing = _REQUIRED[dataset] - set(lists)
-    extra = set(lists) - set(LIST_SOURCES[dataset])
-    if dataset == "ave" and not whole_videos and not any(k.startswith("segments") for k in lists):
-        missing.add("segments* (AudioSet segment lists)")
+    extra = set(lists) - set(LIST_NAMES[dataset])
+    if dataset == "ave":
+        extra = {k for k in extra if not k.startswith("segments")}
+        if not whole_videos and not any(k.startswith("segments") for k in lists):
+            missing.add("segments* (AudioSet segment lists)")
     if dataset == "kinetics_sounds":
         extra = {k for k in extra if not k.startswith("annotations")}
         if not any(k.startswith("annotations") for k in lists):
@@ -514,7 +456,7 @@ def _check_lists(dataset: str, lists: Mapping[str, Path], whole_videos: bool) ->
     if missing or extra:
         raise ValueError(
             f"{dataset} lists: missing {sorted(missing)}, unknown {sorted(extra)}; "
-            f"names: {sorted(LIST_SOURCES[dataset])}"
+            f"names: {sorted(LIST_NAMES[dataset])}"
         )
 
 
@@ -523,7 +465,7 @@ def records_with_exclusions(
 ) -> tuple[list[ClipRecord], list[Exclusion]]:
     """Records of the paper's splits for ``"music"``, ``"ave"`` or ``"kinetics_sounds"``.
 
-    ``lists`` maps list names (the keys of ``LIST_SOURCES[dataset]``) to local files; for
+    ``lists`` maps list names (:data:`LIST_NAMES` of the dataset) to local files; for
     Kinetics-Sounds every ``annotations*`` file given is searched, for AVE every ``segments*``
     file (required unless ``whole_videos``: AVE videos held locally are already the segments).
     Returns the records grouped
