@@ -23,7 +23,7 @@ from test_provenance import NamedList
 from test_train import make_manifests, tiny_config
 
 from avmodels import atomic
-from avmodels.data import lists
+from avmodels.data import records
 from avmodels.data.dataset import EmptySplit, require_clips
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.provenance import record_path
@@ -82,8 +82,8 @@ WRITERS = {
     "figure": (".png", _figure),
     "records": (
         ".csv",
-        lambda p: lists.write_records(
-            p, [lists.ClipRecord("music", "x", "a" * 11, 0.0, 10.0, "train")]
+        lambda p: records.write_records(
+            p, [records.ClipRecord("music", "x", "a" * 11, 0.0, 10.0, "train")]
         ),
     ),
 }

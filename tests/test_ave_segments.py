@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from avmodels.data import download, media
-from avmodels.data.lists import NOT_IN_AUDIOSET, fetch_list, records_with_exclusions, sha256_file
+from avmodels.data.lists import fetch_list, sha256_file
+from avmodels.data.records import NOT_IN_AUDIOSET, records_with_exclusions
 
 IDS = {"inside00000": "Bark", "elsewhere00": "Bark", "nosegment00": "Cat"}
 COLORS = {"red": (0, 20), "lime": (20, 30), "blue": (30, 40)}  # seconds of the upload

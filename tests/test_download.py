@@ -19,7 +19,7 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
 from avmodels.data import download, media
-from avmodels.data.lists import ClipRecord
+from avmodels.data.records import ClipRecord
 from avmodels.settings import DownloadSettings
 
 GOOD, GOOD2 = "goodclip000", "goodclip-_1"

@@ -21,14 +21,8 @@ from avmodels.data import synthetic
 from avmodels.data.classes import CLASSES, class_names, label_index, num_classes
 from avmodels.data.lists import (
     AVE_CATEGORIES,
-    EMPTY_AVE_EVENT,
     LIST_NAMES,
-    NOT_IN_AUDIOSET,
-    NOT_IN_KINETICS,
-    NOT_IN_MUSIC,
-    RECORD_COLUMNS,
     SPLITS,
-    ClipRecord,
     ListChecksumError,
     ListFormatError,
     fetch_list,
@@ -36,11 +30,19 @@ from avmodels.data.lists import (
     read_audioset_segments,
     read_ave_annotations,
     read_music_videos,
-    read_records,
     read_split_csv,
-    records_with_exclusions,
     sha256_file,
     verify_sha256,
+)
+from avmodels.data.records import (
+    EMPTY_AVE_EVENT,
+    NOT_IN_AUDIOSET,
+    NOT_IN_KINETICS,
+    NOT_IN_MUSIC,
+    RECORD_COLUMNS,
+    ClipRecord,
+    read_records,
+    records_with_exclusions,
     write_records,
 )
 

@@ -17,8 +17,8 @@ import studies
 import yaml
 from served import render
 
-from avmodels.data.lists import read_records, records_with_exclusions
 from avmodels.data.local import NOT_IN_FOLDER, csv_classes, match_records, read_own_csv
+from avmodels.data.records import read_records, records_with_exclusions
 
 MUSIC = {  # youtube id -> (class, split, file name under the folder or None)
     "flute000001": ("flute", "train", "flute000001.mp4"),

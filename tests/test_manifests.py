@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from avmodels.data.lists import EXCLUSION_COLUMNS
 from avmodels.data.manifests import FAILURE_COLUMNS, MANIFEST_COLUMNS, merge_manifests
+from avmodels.data.records import EXCLUSION_COLUMNS
 
 
 def _csv(path, columns, rows):

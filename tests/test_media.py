@@ -16,8 +16,8 @@ import soundfile as sf
 
 from avmodels.data import media
 from avmodels.data.classes import CLASSES
-from avmodels.data.lists import EXCLUSION_COLUMNS, ClipRecord
 from avmodels.data.manifests import MANIFEST_COLUMNS
+from avmodels.data.records import EXCLUSION_COLUMNS, ClipRecord
 
 REPO = Path(__file__).resolve().parents[1]
 

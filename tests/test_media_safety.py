@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from avmodels.data import media
-from avmodels.data.lists import ClipRecord
+from avmodels.data.records import ClipRecord
 
 REPO = Path(__file__).resolve().parents[1]
 

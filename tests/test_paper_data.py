@@ -24,7 +24,7 @@ import studies
 import yaml
 from served import FileServer, render, serving
 
-from avmodels.data.lists import NOT_IN_AUDIOSET, read_records
+from avmodels.data.records import NOT_IN_AUDIOSET, read_records
 
 PAPER_LISTS = "data/lists/av_robustness_cvpr21"
 CLASSES = {"music": ("flute", "violin"), "kinetics_sounds": ("playing_drums", "tap_dancing")}

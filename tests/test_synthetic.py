@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avmodels.data import media, synthetic
-from avmodels.data.lists import read_records
+from avmodels.data.records import read_records
 
 SHORT = (2.0, 2.5)  # seconds: small clips keep the tests fast
 ONE_PER_CLASS = {"train": 1}

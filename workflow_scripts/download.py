@@ -18,7 +18,7 @@ from avmodels.data.download import (
     shard_options,
     write_done_list,
 )
-from avmodels.data.lists import read_records, shard_records
+from avmodels.data.records import read_records, shard_records
 from avmodels.settings import DownloadSettings
 from avmodels.workflow.jobs import job
 

@@ -2,7 +2,7 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.data.lists import records_with_exclusions, write_exclusions, write_records
+from avmodels.data.records import records_with_exclusions, write_exclusions, write_records
 from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:

@@ -2,8 +2,8 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.data.lists import read_records, write_exclusions
 from avmodels.data.local import match_records, write_sources
+from avmodels.data.records import read_records, write_exclusions
 from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:

@@ -2,8 +2,9 @@
 
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
-from avmodels.data.lists import ListFormatError, write_exclusions
+from avmodels.data.lists import ListFormatError
 from avmodels.data.local import read_own_csv, write_sources
+from avmodels.data.records import write_exclusions
 from avmodels.workflow.jobs import job
 
 with job(snakemake) as log:

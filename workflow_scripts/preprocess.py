@@ -4,9 +4,9 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.data.lists import EXCLUSION_COLUMNS, read_records, shard_records
 from avmodels.data.manifests import MANIFEST_COLUMNS
 from avmodels.data.media import DiskFullError, preprocess_many
+from avmodels.data.records import EXCLUSION_COLUMNS, read_records, shard_records
 from avmodels.workflow.jobs import job
 
 wc = snakemake.wildcards

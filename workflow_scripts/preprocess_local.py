@@ -4,10 +4,10 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.data.lists import EXCLUSION_COLUMNS, shard_of
 from avmodels.data.local import read_sources
 from avmodels.data.manifests import MANIFEST_COLUMNS
 from avmodels.data.media import DiskFullError, preprocess_many
+from avmodels.data.records import EXCLUSION_COLUMNS, shard_of
 from avmodels.workflow.jobs import job
 
 wc, params = snakemake.wildcards, snakemake.params

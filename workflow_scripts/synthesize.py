@@ -6,7 +6,8 @@ from pathlib import Path
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
-from avmodels.data.lists import FAILURE_COLUMNS, write_exclusions
+from avmodels.data.lists import FAILURE_COLUMNS
+from avmodels.data.records import write_exclusions
 from avmodels.data.synthetic import Difficulty, generate
 from avmodels.settings import SyntheticSettings
 from avmodels.workflow.jobs import job

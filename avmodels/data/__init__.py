@@ -7,13 +7,16 @@ and local sources.
   of stopping.
 - :mod:`.fetch`: Downloads that land only when verified: the bytes of a URL, checked before they
   are kept;.
-- :mod:`.lists`: Public dataset lists: checksummed download, parsers, and clip records.
+- :mod:`.lists`: Public dataset lists: checksummed download and parsers (clip records:
+  :mod:`.records`).
 - :mod:`.local`: Clips the user already has: a folder of a listed dataset's videos, or an own-
   dataset CSV.
 - :mod:`.manifests`: Per-split manifests and the exclusion list, merged from the workflow's
   shards.
 - :mod:`.media`: Decode videos into the clip layout the models read: 11025 Hz mono audio + 8 fps
   frames.
+- :mod:`.records`: Clip records of the paper's splits, built from the parsed lists
+  (:mod:`.lists`), and their.
 - :mod:`.synthetic`: The embedded dataset ``synthetic_music``: procedural audio-visual clips
   rendered to mp4.
 - :mod:`.weights`: Pretrained visual weights: torchvision's ImageNet ResNet18, fetched once and
@@ -37,6 +40,7 @@ _SUBMODULES = (
     "local",
     "manifests",
     "media",
+    "records",
     "synthetic",
     "weights",
 )
@@ -45,7 +49,7 @@ _EXPORTS = {  # public name -> the module defining it
     "AVDataset": "dataset",
     "AVE_CATEGORIES": "lists",
     "AveAnnotation": "lists",
-    "BAD_TIME": "lists",
+    "BAD_TIME": "records",
     "BadRow": "lists",
     "CLASSES": "classes",
     "CLIP_FILES": "media",
@@ -53,7 +57,7 @@ _EXPORTS = {  # public name -> the module defining it
     "ClipDirError": "media",
     "ClipInfo": "media",
     "ClipLike": "media",
-    "ClipRecord": "lists",
+    "ClipRecord": "records",
     "ClipSource": "download",
     "ClipSpec": "synthetic",
     "DECODE_TIMEOUT": "media",
@@ -67,15 +71,16 @@ _EXPORTS = {  # public name -> the module defining it
     "DownloadStopped": "download",
     "DownloadSummary": "download",
     "EDGE_SECONDS": "dataset",
-    "EMPTY_AVE_EVENT": "lists",
-    "EXCLUSION_COLUMNS": "lists",
+    "EMPTY_AVE_EVENT": "records",
+    "EXCLUSION_COLUMNS": "records",
     "EmptySplit": "dataset",
-    "Exclusion": "lists",
+    "Exclusion": "records",
     "FAILURE_COLUMNS": "lists",
     "FORMAT_VERSION": "media",
     "FRAMES_FILE": "media",
     "GROUP_HUES": "synthetic",
     "GROUP_SHAPES": "synthetic",
+    "ID_PATTERN": "lists",
     "IMAGENET_FILE": "weights",
     "IMAGENET_SHA256": "weights",
     "IMAGENET_URL": "weights",
@@ -93,25 +98,25 @@ _EXPORTS = {  # public name -> the module defining it
     "MIN_DURATION": "media",
     "MediaError": "media",
     "NOT_DOWNLOADED": "media",
-    "NOT_IN_AUDIOSET": "lists",
-    "NOT_IN_AVE": "lists",
+    "NOT_IN_AUDIOSET": "records",
+    "NOT_IN_AVE": "records",
     "NOT_IN_FOLDER": "local",
-    "NOT_IN_KINETICS": "lists",
-    "NOT_IN_MUSIC": "lists",
+    "NOT_IN_KINETICS": "records",
+    "NOT_IN_MUSIC": "records",
     "NO_SUCH_FILE": "local",
     "OBJECT_RADIUS": "synthetic",
     "PERMANENT": "download",
     "PITCH_CENTRES": "synthetic",
     "PROBE_TIMEOUT": "media",
     "RECORDS_FILE": "synthetic",
-    "RECORD_COLUMNS": "lists",
+    "RECORD_COLUMNS": "records",
     "REQUIRED_COLUMNS": "dataset",
     "RETRIED": "download",
-    "Resolver": "lists",
+    "Resolver": "records",
     "RuntimeMissing": "download",
     "SHORT_TOLERANCE": "media",
     "SOURCE_COLUMNS": "local",
-    "SPLIT_PRIORITY": "lists",
+    "SPLIT_PRIORITY": "records",
     "SYNTHETIC_CLASSES": "classes",
     "SYNTHETIC_DATASET": "classes",
     "SourceInfo": "media",
@@ -166,18 +171,18 @@ _EXPORTS = {  # public name -> the module defining it
     "probe": "media",
     "read_audioset_segments": "lists",
     "read_ave_annotations": "lists",
-    "read_exclusions": "lists",
+    "read_exclusions": "records",
     "read_failures": "download",
     "read_info": "media",
     "read_jpeg": "dataset",
     "read_manifest": "dataset",
     "read_music_videos": "lists",
     "read_own_csv": "local",
-    "read_records": "lists",
+    "read_records": "records",
     "read_sources": "local",
     "read_split_csv": "lists",
     "read_window": "dataset",
-    "records_with_exclusions": "lists",
+    "records_with_exclusions": "records",
     "render_audio": "synthetic",
     "render_clip": "synthetic",
     "render_video": "synthetic",
@@ -185,9 +190,9 @@ _EXPORTS = {  # public name -> the module defining it
     "resize_short_side": "dataset",
     "settings": "weights",
     "sha256_file": "fetch",
-    "shard_of": "lists",
+    "shard_of": "records",
     "shard_options": "download",
-    "shard_records": "lists",
+    "shard_records": "records",
     "tile": "dataset",
     "valid_times": "lists",
     "verify_sha256": "lists",
@@ -195,8 +200,8 @@ _EXPORTS = {  # public name -> the module defining it
     "visual_weights_file": "weights",
     "window_start": "dataset",
     "write_done_list": "download",
-    "write_exclusions": "lists",
-    "write_records": "lists",
+    "write_exclusions": "records",
+    "write_records": "records",
     "write_sources": "local",
 }
 __all__ = [*_SUBMODULES, *_EXPORTS]

@@ -180,7 +180,7 @@ def deno_path(path: str | None = None) -> str:
 
 
 class ClipSource(Protocol):
-    """What a shard entry needs (``avmodels.data.lists.ClipRecord`` fits)."""
+    """What a shard entry needs (``avmodels.data.records.ClipRecord`` fits)."""
 
     youtube_id: str
     start: float | None

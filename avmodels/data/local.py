@@ -25,8 +25,9 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from avmodels import atomic
-from avmodels.data.lists import SPLITS, ClipRecord, Exclusion, ListFormatError
+from avmodels.data.lists import SPLITS, ListFormatError
 from avmodels.data.media import VIDEO_EXTENSIONS
+from avmodels.data.records import ClipRecord, Exclusion
 
 NOT_IN_FOLDER = "not in local folder"
 NO_SUCH_FILE = "no such file"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from avmodels import atomic
-from avmodels.data.lists import EXCLUSION_COLUMNS, FAILURE_COLUMNS
+from avmodels.data.lists import FAILURE_COLUMNS
+from avmodels.data.records import EXCLUSION_COLUMNS
 
 MANIFEST_COLUMNS = [
     "clip_id",

@@ -136,7 +136,7 @@ class SourceInfo:
 
 class ClipLike(Protocol):
     """What :func:`preprocess_many` reads from a record
-    (e.g. ``avmodels.data.lists.ClipRecord``)."""
+    (e.g. ``avmodels.data.records.ClipRecord``)."""
 
     dataset: str
     label: str

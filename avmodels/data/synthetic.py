@@ -47,7 +47,7 @@ from scipy.signal import lfilter
 
 from avmodels.data.classes import SYNTHETIC_CLASSES
 from avmodels.data.classes import SYNTHETIC_DATASET as DATASET
-from avmodels.data.lists import ClipRecord, write_records
+from avmodels.data.records import ClipRecord, write_records
 from avmodels.registry import SPLITS
 
 log = logging.getLogger(__name__)
