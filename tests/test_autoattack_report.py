@@ -19,8 +19,9 @@ from avmodels.robustness.worstcase import WORST
 from avmodels.study import autotable
 from avmodels.study.autoeval import COLUMNS, attack_specs, evaluate_autoattack
 from avmodels.study.findings import per_clip
+from avmodels.study.running import extract_features
 from avmodels.study.table_specs.base import METHODS
-from avmodels.study.train import extract_features, train
+from avmodels.study.train import train
 from avmodels.workflow import plan
 from avmodels.workflow.config import ConfigError, check_config, load_schema
 

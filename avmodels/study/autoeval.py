@@ -29,8 +29,8 @@ from avmodels.robustness.defenses import ExFMemModel
 from avmodels.robustness.metrics import EVAL_COLUMNS
 from avmodels.robustness.worstcase import WORST, AttackSpec, worst_case_by_mode
 from avmodels.settings import EvalSettings
-from avmodels.study.evaluate import _job_budgets, _nominal, correctness_string
-from avmodels.study.train import (
+from avmodels.study.evaluate import correctness_string, job_budgets, nominal_budgets
+from avmodels.study.running import (
     Manifest,
     make_loader,
     model_modalities,
@@ -93,7 +93,7 @@ def evaluate_autoattack(
     """
     require_clips(manifest, "test", dataset)
     settings = settings or EvalSettings()
-    budgets = _job_budgets(model, ATTACKED_MODES, eps, settings.paper_budget, "omit")
+    budgets = job_budgets(model, ATTACKED_MODES, eps, settings.paper_budget, "omit")
     attacked = BPDA(model) if bpda and isinstance(model, ExFMemModel) else None
     dev = resolve_device(device)
     data = {"batch_size": settings.batch_size, **asdict(settings.inputs)}
@@ -126,7 +126,7 @@ def evaluate_autoattack(
                 "defense": defense,
                 "eps": float(eps),
                 "mode": mode,
-                **_nominal(mode, eps),
+                **nominal_budgets(mode, eps),
                 "attack": label,
                 "accuracy": 100.0 * int(correct.sum()) / max(len(correct), 1),
                 "n_correct": int(correct.sum()),

@@ -127,7 +127,7 @@ def _shares_features(model: nn.Module) -> bool:
     return type(model) is AVModel
 
 
-def _job_budgets(
+def job_budgets(
     model: nn.Module, modes: Sequence[str], eps: float, paper_budget: bool, inapplicable: str
 ) -> dict[str, Budget]:
     """Mode -> budget on the model's own inputs; modes a model cannot see are dropped if asked."""
@@ -220,7 +220,7 @@ def evaluate(
     """
     require_clips(manifest, "test", dataset)
     settings = settings or EvalSettings()
-    budgets = _job_budgets(model, modes, eps, settings.paper_budget, inapplicable)
+    budgets = job_budgets(model, modes, eps, settings.paper_budget, inapplicable)
     if isinstance(model, ExFMemModel):
         model.reset_stats()
     by_key = {budget_key(b): b for b in budgets.values()}
