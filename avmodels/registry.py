@@ -14,6 +14,8 @@ ATTACKS = ("fgsm", "pgd", "mim")
 #: The attacks of AutoAttack (Croce & Hein, ICML 2020): APGD and the gradient-free Square;
 #: with ``ATTACKS``, the keys of ``attacks.ATTACKS``.
 AUTOATTACK = ("apgd", "square")
+#: The methods (Tables 3-6 rows) the AutoAttack table evaluates: the defended models.
+AUTOATTACK_DEFENSES = ("pcl", "maxsim", "minsim", "exfmem", "minsim_exfmem")
 #: Test-time defenses of an evaluation: none, or ExFMem's sparse coding (Sec. 3.3.2).
 DEFENSES = ("none", "exfmem")
 #: Where a dataset's clips come from (``datasets.<name>.source`` in the config).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +12,7 @@ import yaml
 from test_evaluate import EPS, INPUTS, settings
 from test_train import make_manifests, tiny_config
 
+from avmodels import registry
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint
 from avmodels.robustness import defenses
 from avmodels.robustness.worstcase import WORST
@@ -61,7 +61,7 @@ def test_plan_runs_every_defended_model_at_the_multi_budget():
     eps = plan.fmt_eps(config["evaluation"]["table_budgets"]["multi"])
     assert outputs == [
         f"results/synthetic_music/autoattack/{METHODS[m].model}/{METHODS[m].defense}/{eps}.csv"
-        for m in plan.AUTOATTACK_DEFENSES
+        for m in registry.AUTOATTACK_DEFENSES
     ]
     config["autoattack"]["budget"] = 0.1
     assert all(p.endswith("/0.1.csv") for p in plan.autoattack_evaluations(config))
@@ -129,7 +129,7 @@ def test_each_attack_and_the_worst_case_per_mode(trained, manifests):
 
 def test_bpda_attacks_exfmem_and_scores_it_as_it_is(trained, manifests):
     feats, _ = extract_features(
-        trained, manifests["train"], batch_size=4, **asdict(INPUTS), progress=False
+        trained, manifests["train"], batch_size=4, inputs=INPUTS, progress=False
     )
     defended = defenses.ExFMemModel(trained, defenses.build_memory_banks(feats, 6, 0), max_iter=50)
     specs = attack_specs(ATTACKS[:1], seed=0)

@@ -23,12 +23,12 @@ import pandas as pd
 
 from avmodels import atomic
 from avmodels.provenance import record_path
+from avmodels.registry import AUTOATTACK_DEFENSES
 from avmodels.study.findings import per_clip
 from avmodels.study.paper import dataset_name
 from avmodels.study.rendering import MISSING, latex_escape
 from avmodels.study.table_specs.base import METHODS
 from avmodels.study.verdicts import HELD, NOISE, NOT_HELD, Check, Measure, Score, compare
-from avmodels.workflow.plan import AUTOATTACK_DEFENSES
 
 TITLE = "Defenses under APGD and Square"
 DEFENDED = AUTOATTACK_DEFENSES

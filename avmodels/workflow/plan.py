@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from avmodels.registry import ATTACKS
+from avmodels.registry import ATTACKS, AUTOATTACK_DEFENSES
 from avmodels.settings import (
     AttackSettings,
     DatasetSettings,
@@ -186,8 +186,6 @@ def analysis_datasets(config: dict, kind: str) -> list[str]:
 
 #: Where one APGD and Square job writes its scores (the workflow's ``autoattack`` output).
 AUTOATTACK_EVALUATION = "results/{dataset}/autoattack/{model}/{defense}/{eps}.csv"
-#: The rows of the table "Defenses under APGD and Square": the defended models of Tables 3-6.
-AUTOATTACK_DEFENSES = ("pcl", "maxsim", "minsim", "exfmem", "minsim_exfmem")
 DEFENSE_TABLES = ("table3", "table4", "table5", "table6")
 
 
