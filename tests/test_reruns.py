@@ -54,6 +54,8 @@ ALL_TABLES = {f"table{k}" for k in range(1, 7)}
 AFTER_EVALUATION = {"table", "findings", "budget_figure"}
 # Rules that run attack code, and the figures made from the analyses among them.
 ATTACK_USERS = {"evaluate", "localization", "embeddings", "localization_figure", "tsne_figure"}
+# The APGD and Square jobs (the tiny study runs them) and their table.
+AUTOATTACK = {"autoattack", "autoattack_table"}
 
 
 # --- dry-run plans ---------------------------------------------------------------------------
@@ -270,7 +272,7 @@ def test_attack_code_edit_reruns_evaluations_and_their_users(study: Study) -> No
     assert not rules(jobs) & {"train", "memory_bank", "synthesize", "preprocess", "manifest"}, (
         listing(jobs)
     )
-    assert rules(jobs) == ATTACK_USERS | AFTER_EVALUATION, listing(jobs)
+    assert rules(jobs) == ATTACK_USERS | AFTER_EVALUATION | AUTOATTACK, listing(jobs)
     evaluations = {job.output for job in of_rule(jobs, "evaluate")}
     assert evaluations == evaluation_files(study.root), listing(jobs)
     assert all("Params have changed" in job.reason for job in of_rule(jobs, "evaluate"))
@@ -306,7 +308,7 @@ def test_variant_hyperparameter_change_reruns_that_variant_only(study: Study) ->
         study.root, "maxsim_weight", {("variants", "maxsim", "train", "loss_weight"): weight / 2}
     )
     jobs = plan(study.root, edited_name)
-    assert rules(jobs) == {"train", "evaluate", "table", "findings"}, listing(jobs)
+    assert rules(jobs) == {"train", "evaluate", "table", "findings"} | AUTOATTACK, listing(jobs)
     assert {job.wildcards["model"] for job in jobs if "model" in job.wildcards} == {"maxsim"}
     maxsim_evaluations = {f for f in evaluation_files(study.root) if "/eval/maxsim/" in f}
     assert {job.output for job in of_rule(jobs, "evaluate")} == maxsim_evaluations
@@ -344,8 +346,10 @@ def test_exfmem_lam_edit_reruns_exfmem_steps_only(study: Study) -> None:
     )
     jobs = plan(study.root, edited_name)
     # the banks read only exfmem.size; the fine-tuning trains through the sparse coding
-    assert rules(jobs) == {"finetune", "evaluate", "table", "findings"}, listing(jobs)
+    assert rules(jobs) == {"finetune", "evaluate", "table", "findings"} | AUTOATTACK, listing(jobs)
     assert {job.wildcards["model"] for job in of_rule(jobs, "finetune")} == {"minsim"}
+    # APGD and Square rerun on the ExFMem models only
+    assert {job.wildcards["defense"] for job in of_rule(jobs, "autoattack")} <= {"exfmem"}
     exfmem_evaluations = {f for f in evaluation_files(study.root) if f.split("/")[4] == "exfmem"}
     assert exfmem_evaluations, "the study has no ExFMem evaluations"
     assert {job.output for job in of_rule(jobs, "evaluate")} == exfmem_evaluations
