@@ -4,7 +4,7 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
 from avmodels.robustness.defended import load_evaluated_model
-from avmodels.settings import EvalSettings
+from avmodels.settings import EvalSettings, ExfmemSettings
 from avmodels.study.autoeval import attack_specs, evaluate_autoattack
 from avmodels.workflow.jobs import job
 
@@ -15,7 +15,7 @@ with job(snakemake) as log:
     model, _ = load_evaluated_model(
         snakemake.input.checkpoint,
         memory=snakemake.input.get("memory"),
-        exfmem=params.exfmem,
+        exfmem=ExfmemSettings.from_config(params.exfmem),
         adaptive=False,  # APGD and Square take no custom loss
     )
     rows = evaluate_autoattack(
