@@ -34,8 +34,6 @@ rule autoattack:
         "logs/{dataset}/autoattack/{model}/{defense}/{eps}.log",
     benchmark:
         "benchmarks/{dataset}/autoattack/{model}/{defense}/{eps}.tsv"
-    group:
-        "evaluation"
     conda:
         "../envs/avmodels.yaml"
     threads: 1

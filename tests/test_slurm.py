@@ -33,7 +33,15 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 TINY = "config/tiny.yaml"
 PROFILES = ("--profile", "slurm", "--profile", "tests/slurm/profile")
-GPU_RULES = {"train", "finetune", "memory_bank", "evaluate", "localization", "embeddings"}
+GPU_RULES = {
+    "train",
+    "finetune",
+    "memory_bank",
+    "evaluate",
+    "autoattack",
+    "localization",
+    "embeddings",
+}
 JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
 RUN_TIMEOUT = 3600  # seconds for a whole study; a stuck run is killed, not waited on
 TARGET = "results/synthetic_music/models/concat/checkpoint.pt"
@@ -299,6 +307,7 @@ def test_every_compute_job_went_through_sbatch(slurm_study: tuple[Path, str]) ->
         "finetune": finetuned,
         "memory_bank": _count(workdir, "results/*/memory/*.pt"),
         "evaluation_evaluate": math.ceil(evaluations / group_size),
+        "autoattack": _count(workdir, "results/*/autoattack/*/*/*.csv"),
         "localization": _count(workdir, "results/*/analysis/localization.npz"),
         "embeddings": _count(workdir, "results/*/analysis/embeddings.npz"),
     }
