@@ -5,13 +5,18 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 from avmodels import atomic
 from avmodels.robustness.defended import load_evaluated_model
 from avmodels.settings import EvalSettings, ExfmemSettings
-from avmodels.study.autoeval import attack_specs, evaluate_autoattack
+from avmodels.study.autoeval import attack_specs, evaluate_autoattack, failed_autoattack
 from avmodels.workflow.jobs import job
 
 params = snakemake.params
 wc = snakemake.wildcards
 
-with job(snakemake) as log:
+
+def mark_failed(reason: str) -> None:
+    atomic.write_csv(failed_autoattack(), snakemake.output[0], index=False)
+
+
+with job(snakemake, on_error=mark_failed) as log:
     model, _ = load_evaluated_model(
         snakemake.input.checkpoint,
         memory=snakemake.input.get("memory"),

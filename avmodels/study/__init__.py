@@ -141,6 +141,7 @@ _EXPORTS = {  # public name -> the module defining it
     "evaluate_autoattack": "autoeval",
     "evaluate_localization": "analyses",
     "extract_features": "running",
+    "failed_autoattack": "autoeval",
     "failed_evaluation": "evaluate",
     "feature_sets": "analyses",
     "find_evaluation": "tables",

@@ -48,7 +48,6 @@ _SUBMODULES = (
     "trace",
 )
 _EXPORTS = {  # public name -> the module defining it
-    "AUTOATTACK_DEFENSES": "plan",
     "AUTOATTACK_EVALUATION": "plan",
     "CACHE_ENV": "codehash",
     "CACHE_FILE": "codehash",
