@@ -28,8 +28,7 @@ modules; ``from avmodels.<package> import name`` imports the one defining ``name
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from avmodels import lazy_exports
 
 _SUBMODULES = (
     "classes",
@@ -207,16 +206,4 @@ _EXPORTS = {  # public name -> the module defining it
 __all__ = [*_SUBMODULES, *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a submodule, or the module defining a public name, on first use."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULES, _EXPORTS, globals())
