@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from avmodels.data import media
+from avmodels.data import clips, media, probing
 
 SECONDS = 10
 SOURCES = {
@@ -35,7 +35,7 @@ def clip_bytes(source: str, work: Path) -> int:
     """Bytes of the clip folder preprocessed from a 10 s video of the lavfi ``source``."""
     video = work / "video.mp4"
     tone = f"sine=frequency=440:sample_rate=44100:duration={SECONDS}"
-    cmd = [media.ensure_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", source]
+    cmd = [probing.ensure_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", source]
     cmd += ["-f", "lavfi", "-i", tone, "-ac", "2", "-pix_fmt", "yuv420p", "-c:v", "libx264"]
     cmd += ["-preset", "ultrafast", "-crf", "23", "-c:a", "aac", "-shortest", str(video)]
     subprocess.run(cmd, check=True)
@@ -54,7 +54,7 @@ def list_seconds(lists: Path) -> dict[str, tuple[int, float]]:
                 for row in csv.reader(f):
                     if row:
                         frames.setdefault(row[0].split("/")[2], int(row[2]))
-        out[dataset] = (len(frames), sum(frames.values()) / media.FPS)
+        out[dataset] = (len(frames), sum(frames.values()) / clips.FPS)
     return out
 
 
@@ -69,9 +69,9 @@ def main() -> None:
         per_second[name] = size / SECONDS
         print(f"{name:8s} {size / 1e6:6.2f} MB per {SECONDS} s clip")
     if args.lists:
-        for dataset, (clips, seconds) in list_seconds(args.lists).items():
+        for dataset, (count, seconds) in list_seconds(args.lists).items():
             sizes = ", ".join(f"{k} {v * seconds / 1e9:.1f} GB" for k, v in per_second.items())
-            print(f"{dataset:16s} {clips:6d} clips, {seconds / 3600:5.1f} h: {sizes}")
+            print(f"{dataset:16s} {count:6d} clips, {seconds / 3600:5.1f} h: {sizes}")
 
 
 if __name__ == "__main__":

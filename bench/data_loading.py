@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from _timing import interleaved
 
-from avmodels.data import media, synthetic
+from avmodels.data import clips, preprocess, synthetic
 from avmodels.data.dataset import AVDataset, window_start
 
 TARGET = 1.10
@@ -45,7 +45,7 @@ SETTINGS = {"study": (8192, 32, 36), "paper": (65535, 224, 246)}  # samples, cro
 def make_manifest(root: Path, per_class: int) -> Path:
     """Render and preprocess ``per_class`` synthetic clips per class; the manifest path."""
     records = synthetic.generate(root / "raw", {"train": per_class})
-    rows, _ = media.preprocess_many(
+    rows, _ = preprocess.preprocess_many(
         records, root / "clips", video_dir=root / "raw" / "videos", progress=False
     )
     path = root / "manifest.csv"
@@ -67,8 +67,8 @@ def decode_only(ds: AVDataset) -> Callable[[], None]:
 
     def run() -> None:
         for clip_dir, (lo, hi), frame in plan:
-            media.load_audio(clip_dir, lo, hi)
-            media.load_frame(clip_dir, frame)
+            clips.load_audio(clip_dir, lo, hi)
+            clips.load_frame(clip_dir, frame)
 
     return run
 
@@ -111,7 +111,7 @@ def profile(us: dict[str, float]) -> str:
     """The per-item breakdown printed under each figure."""
     rest = us["dataset"] - us["reads"] - us["transforms"]
     return (
-        f"per item: decode {us['decode']:.0f} us (media.load_audio + media.load_frame);"
+        f"per item: decode {us['decode']:.0f} us (clips.load_audio + clips.load_frame);"
         f" Dataset {us['dataset']:.0f} us = its reads {us['reads']:.0f} us (pread PCM16 window"
         f" + simplejpeg JPEG decode) + image resize/crop/flip/to-float {us['transforms']:.0f}"
         f" us + rest {rest:.0f} us"

@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from avmodels.data import media
+from avmodels.data import clips, media, probing
 
 READ_MS_TARGET = 5.0  # one DataLoader worker then feeds >= 200 frames/s
 CLIP_BYTES_TARGET = 2_000_000  # ~22k Kinetics-Sounds clips of 10 s in <= 44 GB
@@ -47,7 +47,7 @@ CHOSEN = ("jpeg_packed", "wav_pcm16")  # what avmodels.data.media writes; the li
 def _make_source(path: Path, seconds: float) -> None:
     video = f"testsrc2=size=640x360:rate=30000/1001:duration={seconds},noise=alls=12:allf=t"
     audio = f"anoisesrc=color=pink:amplitude=0.3:sample_rate=48000:duration={seconds}"
-    cmd = [media.ensure_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi"]
+    cmd = [probing.ensure_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", video, "-f", "lavfi"]
     cmd += ["-i", audio, "-ac", "6", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset"]
     cmd += ["veryfast", "-c:a", "aac", "-shortest", str(path)]
     subprocess.run(cmd, check=True)
@@ -85,14 +85,14 @@ def _png(frame: np.ndarray) -> bytes:
 
 
 def _candidates(clip: Path, root: Path) -> dict[str, tuple[list[Path], Callable[[int], object]]]:
-    frames = media.load_frames(clip)  # (T, H, W, 3)
+    frames = clips.load_frames(clip)  # (T, H, W, 3)
     t, h, w, _ = frames.shape
-    data = (clip / media.FRAMES_FILE).read_bytes()
-    offsets = np.fromfile(clip / media.INDEX_FILE, dtype="<i8")
+    data = (clip / clips.FRAMES_FILE).read_bytes()
+    offsets = np.fromfile(clip / clips.INDEX_FILE, dtype="<i8")
     out: dict[str, tuple[list[Path], Callable[[int], object]]] = {}
     out["jpeg_packed"] = (
-        [clip / media.FRAMES_FILE, clip / media.INDEX_FILE],
-        lambda i: media.load_frame(clip, i),
+        [clip / clips.FRAMES_FILE, clip / clips.INDEX_FILE],
+        lambda i: clips.load_frame(clip, i),
     )
     for name, encode in (("jpeg_files", None), ("png_files", _png)):
         d = root / name
@@ -108,13 +108,13 @@ def _candidates(clip: Path, root: Path) -> dict[str, tuple[list[Path], Callable[
         lambda i: np.array(np.load(root / "frames.npy", mmap_mode="r")[i]),
     )
     mp4 = root / "frames.mp4"
-    enc = [media.ensure_ffmpeg(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
-    enc += ["-s", f"{w}x{h}", "-r", str(media.FPS), "-i", "pipe:", "-c:v", "libx264"]
+    enc = [probing.ensure_ffmpeg(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    enc += ["-s", f"{w}x{h}", "-r", str(clips.FPS), "-i", "pipe:", "-c:v", "libx264"]
     enc += ["-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv444p", str(mp4)]
     subprocess.run(enc, input=frames.tobytes(), check=True)
 
     def read_mp4(i: int) -> np.ndarray:
-        cmd = [media.ensure_ffmpeg(), "-v", "error", "-ss", f"{i / media.FPS:.4f}", "-i"]
+        cmd = [probing.ensure_ffmpeg(), "-v", "error", "-ss", f"{i / clips.FPS:.4f}", "-i"]
         cmd += [str(mp4), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
         raw = subprocess.run(cmd, capture_output=True, check=True).stdout
         return np.frombuffer(raw, np.uint8).reshape(h, w, 3)
@@ -124,7 +124,7 @@ def _candidates(clip: Path, root: Path) -> dict[str, tuple[list[Path], Callable[
 
 
 def _audio_candidates(clip: Path, root: Path) -> dict[str, tuple[list[Path], Callable]]:
-    audio, sr = media.load_audio(clip)
+    audio, sr = clips.load_audio(clip)
     sf.write(root / "audio.flac", audio, sr, subtype="PCM_16")
     np.save(root / "audio.npy", audio)
     win = 65535
@@ -133,7 +133,7 @@ def _audio_candidates(clip: Path, root: Path) -> dict[str, tuple[list[Path], Cal
         return lambda s: sf.read(path, start=s, stop=s + win, dtype="float32")[0]
 
     return {
-        "wav_pcm16": ([clip / media.AUDIO_FILE], sf_read(clip / media.AUDIO_FILE)),
+        "wav_pcm16": ([clip / clips.AUDIO_FILE], sf_read(clip / clips.AUDIO_FILE)),
         "flac": ([root / "audio.flac"], sf_read(root / "audio.flac")),
         "npy_float32": (
             [root / "audio.npy"],

@@ -222,7 +222,7 @@ def extras(row: dict) -> dict:
 #: Library choices made on measurements, with the figures they rested on (the modules'
 #: docstrings point here instead of carrying numbers that would go stale).
 CHOICES = """\
-- Clip storage (`avmodels.data.media`; rows `frame_formats`). Frames are one packed baseline-JPEG
+- Clip storage (`avmodels.data.clips`; rows `frame_formats`). Frames are one packed baseline-JPEG
   stream with a byte-offset index: when chosen (10 s clip at 455x256) it read a random frame
   as fast as one JPEG file per frame (~1.6 ms, decode bound) with the same bytes (~1.7 MB),
   in 4 files per clip instead of 82; a uint8 `.npy` read in ~0.8 ms but took ~17x the bytes,

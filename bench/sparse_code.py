@@ -36,7 +36,8 @@ from sklearn.linear_model import Lasso
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
-from avmodels.robustness.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
+from avmodels.robustness.active_set import active_set_lasso
+from avmodels.robustness.lasso import lasso_objective, solve_lasso, sparse_code
 
 LAM = 0.1
 GAP = 1e-4  # relative objective gap both solvers are timed at

@@ -24,6 +24,8 @@ Snakefile, configs, profiles and environments), so nothing left in the working t
     <= 15 s, and the number of jobs of the paper's study (Snakemake's job stats table).
 (d) Where the time goes: a table of rules by time (jobs, in-step seconds, lifetimes), given
     to the report as its own section.
+(e) The same study with no APGD and Square jobs (``autoattack.attacks: []``) in another fresh
+    copy: the wall time those jobs add, ``wall with / wall without - 1``, target <= 0.15.
 
 All times are wall-clock times of a machine that may be shared; CPU seconds are reported
 beside them. Quick mode: the tiny config and fewer repetitions.
@@ -67,6 +69,7 @@ COPIED = (
 CORES = 2
 KEEP_ENV = "AVROBUST_BENCH_KEEP"  # a directory: run the study there and keep it
 OVERHEAD_TARGET = 0.10
+GROWTH_TARGET = 0.15  # wall time the APGD and Square jobs may add to the embedded study
 NOOP_TARGET = 3.0
 PAPER_DRY_TARGET = 15.0
 STARTUP_CODE = "import torch, avmodels.study.train"
@@ -406,6 +409,27 @@ def study_run(root: Path, config: list[str], startup_reps: int) -> tuple[list[di
     return rows, True
 
 
+def without_autoattack(root: Path, config: list[str], with_wall: float) -> list[dict]:
+    """(e) The same study with no APGD and Square jobs (``autoattack.attacks: []``): the wall
+    time they add, run after (a) in its own fresh copy."""
+    overlay = root / "no_autoattack.yaml"
+    overlay.write_text("autoattack:\n  attacks: []\n")
+    files = config[1:] if config else ["config.yaml"]
+    args = ["--cores", str(CORES), "all", "--configfile", *files, overlay.name]
+    run = snakemake(args, root, root / "snakemake_run.log")
+    if run.returncode:
+        error = failure_reason(run.output)
+        return [_row("the same study without APGD and Square jobs", None, error=error)]
+    growth = with_wall / run.wall - 1
+    jobs = len(study_jobs(root))
+    return [
+        _row(f"the same study without APGD and Square jobs: wall s ({jobs} jobs)",
+             round(run.wall, 1), cpu_s=round(run.cpu, 1)),
+        _row("wall time the APGD and Square jobs add: wall with / wall without - 1",
+             round(growth, 3), f"<= {GROWTH_TARGET}", growth <= GROWTH_TARGET),
+    ]  # fmt: skip
+
+
 def run(quick: bool = False) -> list[dict]:
     """Rows {benchmark, figure, value, target, met}; rows with ``error`` are failures."""
     config = ["--configfile", "config/tiny.yaml"] if quick else []
@@ -417,6 +441,8 @@ def run(quick: bool = False) -> list[dict]:
         rows, ok = study_run(root, config, startup_reps=reps)
         if ok:
             rows += noop_dry_run(root, config, reps=max(reps, 2))
+            without = fresh_copy(Path(tmp) / "without")
+            rows += without_autoattack(without, config, with_wall=rows[0]["value"])
     return rows + paper
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from avmodels.data import media
+from avmodels.data import probing
 
 CONTAINERS = {  # extension -> ffmpeg codec arguments
     ".mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
@@ -26,7 +26,7 @@ def render(
 ) -> Path:
     """A test-pattern clip (hue and tone set by ``k``) in the container of ``path``'s suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [media.ensure_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i"]
+    cmd = [probing.ensure_ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i"]
     cmd += [f"testsrc=size={size}:rate=10:duration={seconds},hue=h={k * 37}"]
     if audio:
         tone = f"sine=frequency={200 + 60 * k}:sample_rate=16000:duration={seconds}"

@@ -12,8 +12,9 @@ import torch
 from sklearn.linear_model import Lasso
 from torch import Tensor
 
-from avmodels.robustness import lasso
-from avmodels.robustness.lasso import active_set_lasso, lasso_objective, solve_lasso, sparse_code
+from avmodels.robustness import active_set
+from avmodels.robustness.active_set import active_set_lasso
+from avmodels.robustness.lasso import lasso_objective, solve_lasso, sparse_code
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def test_active_set_grows_the_working_set() -> None:
     """The support needs atoms outside the first working set (the largest |M^T f|)."""
     queries, memory = class_problem(32, 160, batch=6, seed=1)
     sol = active_set_lasso(queries, memory, 0.05, tol=1e-9)
-    first = (queries @ memory).abs().topk(lasso._START_ATOMS, dim=1).indices
+    first = (queries @ memory).abs().topk(active_set._START_ATOMS, dim=1).indices
     outside = torch.ones_like(sol.codes, dtype=torch.bool).scatter(1, first, False)
     assert sol.iterations >= 2 and bool(((sol.codes != 0) & outside).any())
 
@@ -80,7 +81,7 @@ def test_active_set_float32_and_fallback(monkeypatch: pytest.MonkeyPatch) -> Non
     assert codes.dtype == torch.float32
     ours = lasso_objective(queries, memory, codes.double(), 0.05)
     assert torch.all(ours - best <= 1e-5 * best)
-    monkeypatch.setattr(lasso, "_MAX_ROUNDS", 1)
+    monkeypatch.setattr(active_set, "_MAX_ROUNDS", 1)
     sol = active_set_lasso(queries, memory, 0.05, tol=1e-6, max_iter=100_000)
     assert not sol.converged
     ours = lasso_objective(queries, memory, sol.codes, 0.05)

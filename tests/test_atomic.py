@@ -27,7 +27,7 @@ from avmodels.data import records
 from avmodels.data.dataset import EmptySplit, require_clips
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.provenance import record_path
-from avmodels.robustness.defenses import load_banks
+from avmodels.robustness.exfmem import load_banks
 from avmodels.settings import EvalSettings, InputSettings
 from avmodels.study import figures
 from avmodels.study.analyses import evaluate_localization, feature_sets

@@ -14,7 +14,7 @@ from test_train import make_manifests, tiny_config
 
 from avmodels import registry
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint
-from avmodels.robustness import defenses
+from avmodels.robustness import exfmem
 from avmodels.robustness.worstcase import WORST
 from avmodels.study import autotable
 from avmodels.study.autoeval import COLUMNS, attack_specs, evaluate_autoattack
@@ -131,7 +131,7 @@ def test_bpda_attacks_exfmem_and_scores_it_as_it_is(trained, manifests):
     feats, _ = extract_features(
         trained, manifests["train"], batch_size=4, inputs=INPUTS, progress=False
     )
-    defended = defenses.ExFMemModel(trained, defenses.build_memory_banks(feats, 6, 0), max_iter=50)
+    defended = exfmem.ExFMemModel(trained, exfmem.build_memory_banks(feats, 6, 0), max_iter=50)
     specs = attack_specs(ATTACKS[:1], seed=0)
     job = settings(paper_budget=False, batch_size=6)
     plain, bpda = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmodels.data import download, media
+from avmodels.data import clips, download, preprocess, probing
 from avmodels.data.lists import fetch_list, sha256_file
 from avmodels.data.records import NOT_IN_AUDIOSET, records_with_exclusions
 
@@ -29,7 +29,7 @@ class _Quiet(SimpleHTTPRequestHandler):
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """Lists and 40 s uploads (red 0-20 s, lime 20-30 s, blue 30-40 s) on a loopback server."""
     root = tmp_path_factory.mktemp("host")
-    cmd = [media.ensure_ffmpeg(), "-v", "error", "-y"]
+    cmd = [probing.ensure_ffmpeg(), "-v", "error", "-y"]
     for color, (a, b) in COLORS.items():
         cmd += ["-f", "lavfi", "-i", f"color=c={color}:s=64x48:r=8:d={b - a}"]
     cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000:duration=40"]
@@ -65,7 +65,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 
 
 def _mean_rgb(clip_dir: Path) -> np.ndarray:
-    return media.load_frames(clip_dir).reshape(-1, 3).mean(axis=0)
+    return clips.load_frames(clip_dir).reshape(-1, 3).mean(axis=0)
 
 
 def test_ave_downloads_the_whole_segment(
@@ -98,7 +98,7 @@ def test_ave_downloads_the_whole_segment(
         records, videos, tmp_path / "failures.csv", url + "/{id}.mp4", progress=False
     )
     assert summary.downloaded == 2, summary
-    rows, excluded = media.preprocess_many(
+    rows, excluded = preprocess.preprocess_many(
         records, tmp_path / "clips", video_dir=videos, progress=False
     )
     assert excluded == []

@@ -9,7 +9,7 @@ from test_defenses import tiny_setup
 
 from avmodels.robustness.apgd import APGD
 from avmodels.robustness.bpda import BPDA
-from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.exfmem import ExFMemModel
 from avmodels.robustness.worstcase import worst_case
 
 

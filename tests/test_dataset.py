@@ -19,7 +19,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from avmodels.data import media
+from avmodels.data import clips
 from avmodels.data.dataset import (
     VOLUME,
     AVDataset,
@@ -35,7 +35,7 @@ from avmodels.data.dataset import (
     window_start,
 )
 
-SR, FPS = media.SAMPLE_RATE, media.FPS
+SR, FPS = clips.SAMPLE_RATE, clips.FPS
 H, W = 24, 32  # frame size of the hand-made clips
 
 
@@ -59,16 +59,16 @@ def write_clip(
     if frames is None:
         frames = np.array([np.full((H, W, 3), grey(i), np.uint8) for i in range(num_frames)])
     clip_dir.mkdir(parents=True)
-    sf.write(clip_dir / media.AUDIO_FILE, pcm, SR, subtype="PCM_16")
+    sf.write(clip_dir / clips.AUDIO_FILE, pcm, SR, subtype="PCM_16")
     offsets = [0]
-    with open(clip_dir / media.FRAMES_FILE, "wb") as f:
+    with open(clip_dir / clips.FRAMES_FILE, "wb") as f:
         for frame in frames:
             buf = io.BytesIO()
             Image.fromarray(frame).save(buf, format="JPEG", quality=95)
             offsets.append(offsets[-1] + f.write(buf.getvalue()))
-    np.asarray(offsets, dtype="<i8").tofile(clip_dir / media.INDEX_FILE)
+    np.asarray(offsets, dtype="<i8").tofile(clip_dir / clips.INDEX_FILE)
     info = {"duration": duration, "num_samples": num_samples, "num_frames": num_frames}
-    (clip_dir / media.INFO_FILE).write_text(json.dumps(info))
+    (clip_dir / clips.INFO_FILE).write_text(json.dumps(info))
     return {"clip_dir": clip_dir.name, **info}
 
 
@@ -114,7 +114,7 @@ def test_window_helpers():
 
 def test_direct_pcm16_reads_equal_soundfile_reads(manifest, tmp_path):
     clip_dir = manifest.parent / "long"
-    layout = pcm16_layout(clip_dir / media.AUDIO_FILE)
+    layout = pcm16_layout(clip_dir / clips.AUDIO_FILE)
     assert layout is not None and layout[1] == 88200
     for start, length in ((-100, 500), (1000, 4001), (88000, 500), (90000, 10)):
         direct = read_window(clip_dir, 88200, start, length, layout)
@@ -129,7 +129,7 @@ def test_direct_pcm16_reads_equal_soundfile_reads(manifest, tmp_path):
 
 def test_windows_times_a_gain_equal_soundfile_reads_times_the_gain(manifest):
     clip_dir, gain = manifest.parent / "long", 1.2345
-    layout = pcm16_layout(clip_dir / media.AUDIO_FILE)
+    layout = pcm16_layout(clip_dir / clips.AUDIO_FILE)
     for start, length in ((-100, 500), (1000, 4001), (88000, 500), (90000, 10)):
         expected = read_window(clip_dir, 88200, start, length) * np.float32(gain)
         for lay in (layout, None):
@@ -148,8 +148,8 @@ def test_audio_with_a_gain_is_the_window_times_the_gain(manifest, cache_audio):
 
 def test_frames_are_read_and_decoded_as_media_does(manifest, tmp_path):
     clip_dir = manifest.parent / "long"
-    offsets = np.fromfile(clip_dir / media.INDEX_FILE, "<i8")
-    data = (clip_dir / media.FRAMES_FILE).read_bytes()
+    offsets = np.fromfile(clip_dir / clips.INDEX_FILE, "<i8")
+    data = (clip_dir / clips.FRAMES_FILE).read_bytes()
     for i in (0, 17, 63):
         assert read_jpeg(clip_dir, i) == data[offsets[i] : offsets[i + 1]]
     for i in (-1, 64):
@@ -161,7 +161,7 @@ def test_frames_are_read_and_decoded_as_media_does(manifest, tmp_path):
         img = decode_frame(read_jpeg(tmp_path / "noise", i))
         assert img.dtype == torch.uint8 and img.shape == (3, H, W)
         np.testing.assert_array_equal(
-            img.permute(1, 2, 0).numpy(), media.load_frame(tmp_path / "noise", i)
+            img.permute(1, 2, 0).numpy(), clips.load_frame(tmp_path / "noise", i)
         )
 
 
@@ -242,7 +242,7 @@ def test_audio_stays_in_range_after_the_volume(manifest):
 def test_float_wav_audio_beyond_full_scale_is_clipped(tmp_path):
     row = write_clip(tmp_path / "clip", 2.0)
     wave = np.full(round(2.0 * SR), 1.5, np.float32)
-    sf.write(tmp_path / "clip" / media.AUDIO_FILE, wave, SR, subtype="FLOAT")
+    sf.write(tmp_path / "clip" / clips.AUDIO_FILE, wave, SR, subtype="FLOAT")
     table = pd.DataFrame([{**row, "label_index": 0}])
     ds = AVDataset(table, train=False, audio_samples=4001, image_size=16, root=tmp_path)
     assert float(ds[0]["audio"].max()) == 1.0
@@ -253,7 +253,7 @@ def test_eval_image_matches_resize_then_centre_crop(tmp_path):
     row = write_clip(tmp_path / "clip", 1.0, frames=frames)
     table = pd.DataFrame([{**row, "label_index": 0}])
     ds = AVDataset(table, train=False, audio_samples=100, image_size=16, root=tmp_path)
-    middle = torch.from_numpy(media.load_frame(tmp_path / "clip", 4)).permute(2, 0, 1)
+    middle = torch.from_numpy(clips.load_frame(tmp_path / "clip", 4)).permute(2, 0, 1)
     resize = T.Resize(16, T.InterpolationMode.BICUBIC, antialias=True)
     expected = T.Compose([resize, T.CenterCrop(16)])(middle).float() / 255
     torch.testing.assert_close(ds[0]["visual"], expected, rtol=0, atol=0)
@@ -271,7 +271,7 @@ def test_training_image_is_torchvisions_pipeline_at_the_drawn_positions(tmp_path
         rng = ds.generator(0)  # draws: frame, volume, top, left, flip
         frame = frame_choices(8.0, 64)[rng.randrange(17)]
         rng.uniform(*VOLUME)
-        img = torch.from_numpy(media.load_frame(tmp_path / "clip", frame)).permute(2, 0, 1)
+        img = torch.from_numpy(clips.load_frame(tmp_path / "clip", frame)).permute(2, 0, 1)
         img = TF.resize(img, [20], T.InterpolationMode.BICUBIC, antialias=True)  # (20, 26)
         img = TF.crop(img, rng.randrange(20 - 16 + 1), rng.randrange(26 - 16 + 1), 16, 16)
         flips.add(flip := rng.random() < 0.5)

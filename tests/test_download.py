@@ -18,7 +18,7 @@ from yt_dlp.networking.common import Response
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import DownloadError, ExtractorError, GeoRestrictedError
 
-from avmodels.data import download, media
+from avmodels.data import download, failures, probing
 from avmodels.data.records import ClipRecord
 from avmodels.settings import DownloadSettings
 
@@ -35,7 +35,7 @@ BAD = {  # served id -> reason it must be recorded with
 
 
 def _make(path: Path, seconds: float, video: bool = True, audio: bool = True) -> Path:
-    cmd = [media.ensure_ffmpeg(), "-v", "error", "-y"]
+    cmd = [probing.ensure_ffmpeg(), "-v", "error", "-y"]
     if video:
         cmd += ["-f", "lavfi", "-i", f"testsrc=size=64x48:rate=25:duration={seconds}"]
     if audio:
@@ -154,13 +154,13 @@ def test_shard_records_every_failure_and_resumes(server: _Server, tmp_path: Path
 
     videos = tmp_path / "videos"
     assert sorted(p.name for p in videos.iterdir()) == [f"{GOOD2}.mp4", f"{good.clip_id}.mp4"]
-    src = media.probe(videos / f"{good.clip_id}.mp4")
+    src = probing.probe(videos / f"{good.clip_id}.mp4")
     assert src.audio_index is not None and src.video_index is not None
-    assert media.decoded_duration(videos / f"{good.clip_id}.mp4") == pytest.approx(2.5, abs=0.3)
-    assert media.decoded_duration(videos / f"{GOOD2}.mp4") == pytest.approx(4.0, abs=0.2)
+    assert probing.decoded_duration(videos / f"{good.clip_id}.mp4") == pytest.approx(2.5, abs=0.3)
+    assert probing.decoded_duration(videos / f"{GOOD2}.mp4") == pytest.approx(4.0, abs=0.2)
 
     rows = _failures(tmp_path / "failures.csv")
-    permanent = {i: r for i, r in BAD.items() if r not in download.TRANSIENT}
+    permanent = {i: r for i, r in BAD.items() if r not in failures.TRANSIENT}
     assert {k: r["reason"] for k, r in rows.items()} == {
         "../x": "invalid id",
         "--exec": "invalid id",
@@ -239,7 +239,7 @@ def test_ranges_work_without_ffmpeg_on_path(
     summary = _shard(server, [Clip(GOOD, 1.0, 3.0)], tmp_path, format="worst")
     assert summary.downloaded == 1
     assert os.environ["PATH"].startswith(str(tmp_path / "cache"))
-    got = media.decoded_duration(tmp_path / "videos" / f"{GOOD}_1.mp4")
+    got = probing.decoded_duration(tmp_path / "videos" / f"{GOOD}_1.mp4")
     assert got == pytest.approx(2.0, abs=0.3)
 
 
@@ -341,17 +341,17 @@ CLASSIFIED = [
 @pytest.mark.parametrize(("exc", "reason"), CLASSIFIED)
 def test_classify_error(exc: BaseException, reason: str) -> None:
     wrapped = DownloadError(f"ERROR: {exc}", exc_info=(type(exc), exc, None))
-    assert download.classify_error(wrapped) == reason
-    assert reason in download.REASONS
+    assert failures.classify_error(wrapped) == reason
+    assert reason in failures.REASONS
 
 
 def test_failure_classes() -> None:
     """Only the video's own state is permanent; throttling and network never are."""
-    assert {"rate-limit", "bot-check", "network"} == download.TRANSIENT
-    assert download.PERMANENT.isdisjoint({"format", "runtime", "extractor", "other"})
-    assert download.PERMANENT.isdisjoint(download.TRANSIENT)
-    assert {"private", "unavailable", "geo-blocked"} <= download.PERMANENT
-    assert {r for _, r in CLASSIFIED} <= set(download.REASONS)
+    assert {"rate-limit", "bot-check", "network"} == failures.TRANSIENT
+    assert failures.PERMANENT.isdisjoint({"format", "runtime", "extractor", "other"})
+    assert failures.PERMANENT.isdisjoint(failures.TRANSIENT)
+    assert {"private", "unavailable", "geo-blocked"} <= failures.PERMANENT
+    assert {r for _, r in CLASSIFIED} <= set(failures.REASONS)
 
 
 def _fake_deno(path: Path, version: str) -> str:
@@ -401,7 +401,7 @@ def test_shard_options_map_the_config_section(tmp_path: Path) -> None:
         },
     }
     defaults = shard_options({"js_runtime": deno})
-    assert defaults["retry_reasons"] == download.RETRIED and defaults["ydl_options"] == {}
+    assert defaults["retry_reasons"] == failures.RETRIED and defaults["ydl_options"] == {}
     with pytest.raises(FileNotFoundError, match="download.cookies"):
         shard_options({"cookies": str(tmp_path / "none.txt"), "js_runtime": deno})
 

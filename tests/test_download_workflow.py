@@ -190,7 +190,7 @@ def test_downloads_survive_snakemake(server: _Server, tmp_path: Path) -> None:
     assert sorted(line.split(",")[0] for line in listed) == _store(root)
 
     # edits of the logging, provenance and preprocessing code plan no download job
-    for module in ("workflow/jobs", "provenance", "data/media"):
+    for module in ("workflow/jobs", "provenance", "data/media", "data/probing"):
         path = root / "avmodels" / f"{module}.py"
         path.write_text(path.read_text() + "\nEDITED_FOR_A_TEST = 1\n")
     plan = snakemake(root, TARGET, "--dry-run", configfile="study.yaml")

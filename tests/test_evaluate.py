@@ -11,7 +11,7 @@ import torch
 from test_train import make_manifests, tiny_config
 
 from avmodels.models.model import IMAGENET_STD, ModelConfig, build_model, load_checkpoint
-from avmodels.robustness import defenses
+from avmodels.robustness import defenses, exfmem
 from avmodels.settings import EvalSettings, InputSettings
 from avmodels.study.analyses import (
     LOCALIZATION_COLUMNS,
@@ -134,8 +134,8 @@ def test_custom_loss_reaches_the_attack(trained, manifests):
 
 def test_defended_model(trained, manifests):
     feats, _ = extract_features(trained, manifests["train"], batch_size=4, inputs=INPUTS, **DATA)
-    banks = defenses.build_memory_banks(feats, size=6, seed=0)
-    defended = defenses.ExFMemModel(trained, banks, max_iter=50)
+    banks = exfmem.build_memory_banks(feats, size=6, seed=0)
+    defended = exfmem.ExFMemModel(trained, banks, max_iter=50)
     rows = evaluate(
         defended,
         manifests["test"],

@@ -14,7 +14,8 @@ from studies import copy_workflow, snakemake, tail
 from test_train import make_manifests, tiny_config
 
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
-from avmodels.robustness.defenses import ExFMemModel, build_memory_banks, minsim_loss
+from avmodels.robustness.defenses import minsim_loss
+from avmodels.robustness.exfmem import ExFMemModel, build_memory_banks
 from avmodels.settings import ExfmemSettings
 from avmodels.study.finetune import finetune_full_defense
 from avmodels.workflow import plan

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avmodels.data import media
+from avmodels.data import clips, media, preprocess, probing
 from avmodels.data.classes import CLASSES
 from avmodels.data.manifests import MANIFEST_COLUMNS
 from avmodels.data.records import EXCLUSION_COLUMNS, ClipRecord
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _ffmpeg(*args: str) -> None:
-    subprocess.run([media.ensure_ffmpeg(), "-v", "error", "-y", *args], check=True)
+    subprocess.run([probing.ensure_ffmpeg(), "-v", "error", "-y", *args], check=True)
 
 
 def _make(
@@ -141,45 +141,45 @@ def test_any_container_rate_layout_and_size(
     out = tmp_path / "clip"
     info = media.preprocess_clip(sources[name], out)
     assert info.duration == pytest.approx(2.0, abs=0.1)
-    assert info.num_samples == round(info.duration * media.SAMPLE_RATE)
-    assert abs(info.num_frames - info.duration * media.FPS) <= 1
+    assert info.num_samples == round(info.duration * clips.SAMPLE_RATE)
+    assert abs(info.num_frames - info.duration * clips.FPS) <= 1
 
-    audio, sr = media.load_audio(out)
-    assert sr == media.SAMPLE_RATE == 11025 and audio.dtype == np.float32 and audio.ndim == 1
+    audio, sr = clips.load_audio(out)
+    assert sr == clips.SAMPLE_RATE == 11025 and audio.dtype == np.float32 and audio.ndim == 1
     assert audio.size == info.num_samples and np.abs(audio).max() <= 1.0
     assert _peak_hz(audio, sr) == pytest.approx(440, abs=3), "tone survives downmix + resample"
     assert np.sqrt(np.mean(audio**2)) > 0.01
 
-    frames = media.load_frames(out)
+    frames = clips.load_frames(out)
     assert frames.dtype == np.uint8 and frames.shape == (info.num_frames, height, width, 3)
-    assert media.frame_count(out) == info.num_frames
+    assert clips.frame_count(out) == info.num_frames
     for i in (0, info.num_frames // 2, -1):
-        np.testing.assert_array_equal(media.load_frame(out, i), frames[i])
+        np.testing.assert_array_equal(clips.load_frame(out, i), frames[i])
 
-    meta = json.loads((out / media.INFO_FILE).read_text())
+    meta = json.loads((out / clips.INFO_FILE).read_text())
     assert meta["num_frames"] == info.num_frames and meta["num_samples"] == info.num_samples
     assert (meta["height"], meta["width"]) == (height, width)
     assert meta["source"]["fps"] == pytest.approx(fps, abs=0.01)
     assert meta["source"]["sample_rate"] == sample_rate
-    assert sf.info(out / media.AUDIO_FILE).subtype == "PCM_16"
+    assert sf.info(out / clips.AUDIO_FILE).subtype == "PCM_16"
     _no_leftovers(tmp_path, {"clip"})
 
 
 def test_frames_and_trim_follow_time(sources: dict[str, Path], tmp_path: Path) -> None:
     red, blue = np.array([255, 0, 0]), np.array([0, 0, 255])
     full = media.preprocess_clip(sources["colors"], tmp_path / "full")
-    frames = media.load_frames(tmp_path / "full").astype(int)
+    frames = clips.load_frames(tmp_path / "full").astype(int)
     assert full.num_frames == 24
     assert np.abs(frames[:12].mean(axis=(1, 2)) - red).max() < 12, "RGB order, frames 0-11"
     assert np.abs(frames[12:].mean(axis=(1, 2)) - blue).max() < 12
 
     cut = media.preprocess_clip(sources["colors"], tmp_path / "cut", start=1.0, end=2.5)
     assert cut.duration == pytest.approx(1.5, abs=0.02) and cut.num_frames == 12
-    assert cut.num_samples == pytest.approx(1.5 * media.SAMPLE_RATE, abs=30)
-    frames = media.load_frames(tmp_path / "cut").astype(int)
+    assert cut.num_samples == pytest.approx(1.5 * clips.SAMPLE_RATE, abs=30)
+    frames = clips.load_frames(tmp_path / "cut").astype(int)
     assert np.abs(frames[:4].mean(axis=(1, 2)) - red).max() < 12
     assert np.abs(frames[4:].mean(axis=(1, 2)) - blue).max() < 12
-    assert json.loads((tmp_path / "cut" / media.INFO_FILE).read_text())["start"] == 1.0
+    assert json.loads((tmp_path / "cut" / clips.INFO_FILE).read_text())["start"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -196,7 +196,7 @@ def test_frames_and_trim_follow_time(sources: dict[str, Path], tmp_path: Path) -
 def test_errors_leave_nothing(
     name: str, reason: str, sources: dict[str, Path], tmp_path: Path
 ) -> None:
-    with pytest.raises(media.MediaError) as err:
+    with pytest.raises(probing.MediaError) as err:
         media.preprocess_clip(sources[name], tmp_path / "clip")
     assert str(err.value) == err.value.reason == reason
     _no_leftovers(tmp_path, set())
@@ -205,18 +205,18 @@ def test_errors_leave_nothing(
 def test_options_and_argument_errors(sources: dict[str, Path], tmp_path: Path) -> None:
     info = media.preprocess_clip(sources["short"], tmp_path / "a", min_duration=0.25)
     assert info.num_frames == 4
-    with pytest.raises(media.MediaError, match="too short"):
+    with pytest.raises(probing.MediaError, match="too short"):
         media.preprocess_clip(sources["colors"], tmp_path / "b", start=5.0)
     info = media.preprocess_clip(sources["mp4_2997fps_51"], tmp_path / "c", max_short_side=96)
-    assert media.load_frame(tmp_path / "c", 0).shape == (96, 128, 3)
+    assert clips.load_frame(tmp_path / "c", 0).shape == (96, 128, 3)
     with pytest.raises(ValueError):
         media.preprocess_clip(sources["colors"], tmp_path / "d", start=2.0, end=1.0)
     with pytest.raises(FileNotFoundError):
         media.preprocess_clip(tmp_path / "missing.mp4", tmp_path / "e")
     with pytest.raises(IndexError):
-        media.load_frame(tmp_path / "a", 4)
+        clips.load_frame(tmp_path / "a", 4)
     with pytest.raises(FileNotFoundError):
-        media.read_info(tmp_path / "d")
+        clips.read_info(tmp_path / "d")
 
 
 def test_write_is_atomic(
@@ -232,20 +232,20 @@ def test_write_is_atomic(
         m.setattr(media, "_pack_frames", crash)
         with pytest.raises(RuntimeError):
             media.preprocess_clip(sources["mp4_2997fps_51"], out)
-    assert media.read_info(out)["num_frames"] == first.num_frames, "old clip intact"
+    assert clips.read_info(out)["num_frames"] == first.num_frames, "old clip intact"
     _no_leftovers(tmp_path, {"clip"})
 
     second = media.preprocess_clip(sources["mp4_2997fps_51"], out)  # replaces the old clip
-    assert media.read_info(out)["num_frames"] == second.num_frames != first.num_frames
+    assert clips.read_info(out)["num_frames"] == second.num_frames != first.num_frames
     _no_leftovers(tmp_path, {"clip"})
 
 
 def test_load_audio_window(sources: dict[str, Path], tmp_path: Path) -> None:
     media.preprocess_clip(sources["colors"], tmp_path / "clip")
-    audio, _ = media.load_audio(tmp_path / "clip")
-    window, sr = media.load_audio(tmp_path / "clip", start=1000, stop=5000)
+    audio, _ = clips.load_audio(tmp_path / "clip")
+    window, sr = clips.load_audio(tmp_path / "clip", start=1000, stop=5000)
     np.testing.assert_array_equal(window, audio[1000:5000])
-    assert sr == media.SAMPLE_RATE
+    assert sr == clips.SAMPLE_RATE
 
 
 def test_cli(sources: dict[str, Path], tmp_path: Path) -> None:
@@ -264,10 +264,10 @@ def test_cli(sources: dict[str, Path], tmp_path: Path) -> None:
 def test_ensure_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    path = media.ensure_ffmpeg()
+    path = probing.ensure_ffmpeg()
     assert Path(path) == tmp_path / "cache" / "avmodels" / "bin" / "ffmpeg"
     assert shutil.which("ffmpeg") == path
-    assert media.ensure_ffmpeg() == path, "second call finds it on PATH"
+    assert probing.ensure_ffmpeg() == path, "second call finds it on PATH"
     version = subprocess.run([path, "-version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("ffmpeg version")
 
@@ -284,7 +284,7 @@ def test_ensure_ffmpeg_never_uses_a_shared_folder(
     planted.write_text("#!/bin/sh\n")
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
-    path = Path(media.ensure_ffmpeg())
+    path = Path(probing.ensure_ffmpeg())
     assert shared not in path.parents
     first = os.environ["PATH"].split(os.pathsep)[0]
     assert Path(first) == path.parent and (path.parent.stat().st_mode & 0o077) == 0
@@ -294,7 +294,7 @@ def test_ensure_ffmpeg_never_uses_a_shared_folder(
     blocked.write_text("")
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
-    path = Path(media.ensure_ffmpeg())
+    path = Path(probing.ensure_ffmpeg())
     assert (path.parent.stat().st_mode & 0o077) == 0 and path.parent.stat().st_uid == os.getuid()
     assert os.environ["PATH"].split(os.pathsep)[0] == str(path.parent)
 
@@ -306,14 +306,14 @@ def test_parse_probe() -> None:
   Stream #0:1[0x0]: Video: mjpeg (Baseline), yuvj420p, 600x600, 90k tbr, 90k tbn (attached pic)
   Stream #0:2[0x2](eng): Video: h264 (avc1 / 0x31637661), yuv420p, 1920x1080 [SAR 1:1], 23.98 fps
 """
-    info = media.parse_probe(text)
+    info = probing.parse_probe(text)
     assert info.duration == pytest.approx(62.5) and info.audio_index == 0
     assert (info.video_index, info.width, info.height, info.fps) == (2, 1920, 1080, 23.98)
     assert (info.sample_rate, info.channel_layout) == (44100, "5.1(side)")
-    cover_only = media.parse_probe(text.rsplit("\n", 2)[0])
+    cover_only = probing.parse_probe(text.rsplit("\n", 2)[0])
     assert cover_only.video_index is None, "cover art is not video"
-    with pytest.raises(media.MediaError, match="undecodable"):
-        media.parse_probe("x.mp4: Invalid data found when processing input\n")
+    with pytest.raises(probing.MediaError, match="undecodable"):
+        probing.parse_probe("x.mp4: Invalid data found when processing input\n")
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -332,7 +332,7 @@ def test_preprocess_many(
     items = [*recs, sources["mp4_2997fps_51"]]
     # label_index: the paper's class order; with several workers the rows keep the items' order
     kw = {"video_dir": videos, "progress": False, "workers": workers}
-    rows, excluded = media.preprocess_many(items, tmp_path / "clips", **kw)
+    rows, excluded = preprocess.preprocess_many(items, tmp_path / "clips", **kw)
     assert [list(r) for r in rows] == [MANIFEST_COLUMNS] * 2
     assert [list(e) for e in excluded] == [EXCLUSION_COLUMNS] * 2
     assert rows[0]["label_index"] == CLASSES["music"].index("violin")
@@ -342,22 +342,22 @@ def test_preprocess_many(
         24,
     )
     assert rows[1]["clip_id"] == "mp4_2997fps_51" and rows[1]["label_index"] == -1
-    assert media.frame_count(rows[0]["clip_dir"]) == rows[0]["num_frames"]
+    assert clips.frame_count(rows[0]["clip_dir"]) == rows[0]["num_frames"]
     assert [(e["clip_id"], e["reason"]) for e in excluded] == [
         (recs[1].clip_id, "no audio"),
-        (recs[2].clip_id, media.NOT_DOWNLOADED),
+        (recs[2].clip_id, preprocess.NOT_DOWNLOADED),
     ]
 
     synthetic = ClipRecord("toy", "b", "ddddddddddd", None, None, "test")
     shutil.copy(sources["colors"], videos / f"{synthetic.clip_id}.webm")
-    other = media.preprocess_many([synthetic], tmp_path / "clips", **kw, classes=["a", "b"])
+    other = preprocess.preprocess_many([synthetic], tmp_path / "clips", **kw, classes=["a", "b"])
     assert other[0][0]["label_index"] == 1
 
     def must_not_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("finished clips are reused")
 
     monkeypatch.setattr(media, "preprocess_clip", must_not_run)
-    again = media.preprocess_many(items[:1] + items[3:], tmp_path / "clips", **kw)
+    again = preprocess.preprocess_many(items[:1] + items[3:], tmp_path / "clips", **kw)
     assert again == (rows, [])
 
 

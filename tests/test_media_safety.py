@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from avmodels.data import media
+from avmodels.data import clips, media, preprocess, probing
 from avmodels.data.records import ClipRecord
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _ffmpeg(*args: str) -> None:
-    subprocess.run([media.ensure_ffmpeg(), "-v", "error", "-y", *args], check=True)
+    subprocess.run([probing.ensure_ffmpeg(), "-v", "error", "-y", *args], check=True)
 
 
 def _video(path: Path, seconds: float = 2.0, size: str = "64x48") -> Path:
@@ -89,7 +89,7 @@ def test_cli_writes_into_an_empty_folder_and_replaces_only_its_own_clip(
     assert _cli(user_folder / "a.mp4", out, tmp_path).returncode == 0
     assert media.is_own_clip_dir(out)
     assert _cli(user_folder / "b.mkv", out, tmp_path).returncode == 0, "own clip is replaced"
-    assert media.read_info(out)["source"]["path"].endswith("b.mkv")
+    assert clips.read_info(out)["source"]["path"].endswith("b.mkv")
     (out / "mine.txt").write_text("added by the user")
     before = _snapshot(tmp_path)
     proc = _cli(user_folder / "a.mp4", out, tmp_path)
@@ -156,7 +156,7 @@ def test_full_disk_stops_with_one_line_and_marks_no_clip_bad(
     for rec in recs:
         shutil.copy(big, videos / f"{rec.clip_id}.mp4")
     with pytest.raises(media.DiskFullError):
-        media.preprocess_many(
+        preprocess.preprocess_many(
             recs, small_disk / "clips", video_dir=videos, progress=False, workers=2
         )
     leftovers = {p.name for p in (small_disk / "clips").iterdir()}
@@ -171,7 +171,7 @@ def test_truncated_source_is_reported(tmp_path: Path, caplog: pytest.LogCaptureF
     info = media.preprocess_clip(cut, tmp_path / "clip")
     assert info.declared == pytest.approx(8.0, abs=0.1)
     assert info.duration < info.declared - 1
-    assert media.read_info(tmp_path / "clip")["declared_duration"] == info.declared
+    assert clips.read_info(tmp_path / "clip")["declared_duration"] == info.declared
     assert "s declared" in caplog.text
     full = media.preprocess_clip(whole, tmp_path / "full")
     assert full.declared is None
@@ -181,7 +181,7 @@ def test_truncated_source_is_reported(tmp_path: Path, caplog: pytest.LogCaptureF
 
 def test_decode_has_a_timeout(tmp_path: Path) -> None:
     video = _video(tmp_path / "v.mp4", seconds=4.0, size="640x480")
-    with pytest.raises(media.MediaError, match="undecodable") as err:
+    with pytest.raises(probing.MediaError, match="undecodable") as err:
         media.preprocess_clip(video, tmp_path / "clip", timeout=0.01)
     assert "timed out" in err.value.detail
     assert not (tmp_path / "clip").exists()

@@ -582,10 +582,11 @@ def test_download_code_is_what_decides_the_download(repo_dir: Path):
     the job harness (logging, provenance) nor the media code it checks files with."""
     codehash.clear_code_caches()
     names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / "download.py")}
-    assert {"download.py", "lists.py"} <= names
-    assert names.isdisjoint({"jobs.py", "provenance.py", "media.py"})
+    assert {"download.py", "lists.py", "failures.py"} <= names
+    assert names.isdisjoint({"jobs.py", "provenance.py", "media.py", "probing.py", "preprocess.py"})
     for step in ("fetch_list", "list_records"):
         names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / f"{step}.py")}
         assert "lists.py" in names and names.isdisjoint({"jobs.py", "provenance.py"})
     names = {p.name for p in code_closure(repo_dir / "workflow_scripts" / "preprocess.py")}
-    assert {"jobs.py", "provenance.py", "media.py"} <= names, "other steps are unchanged"
+    expected = {"jobs.py", "provenance.py", "media.py", "probing.py", "preprocess.py"}
+    assert expected <= names, "other steps are unchanged"

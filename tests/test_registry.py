@@ -17,7 +17,8 @@ from avmodels.devices import REQUESTS
 from avmodels.models.fusion import FUSIONS
 from avmodels.models.model import VARIANTS, ModelConfig
 from avmodels.robustness.attacks import ATTACKS
-from avmodels.robustness.defenses import TRAINING_LOSSES, ExFMemModel
+from avmodels.robustness.defenses import TRAINING_LOSSES
+from avmodels.robustness.exfmem import ExFMemModel
 from avmodels.robustness.lasso import LASSO_METHODS, STOP_RULES
 from avmodels.settings import (
     AttackSettings,

@@ -19,7 +19,8 @@ from avmodels.data.dataset import AVDataset, resize_short_side
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from avmodels.models.nets import VisualNet
 from avmodels.robustness.defended import load_evaluated_model
-from avmodels.robustness.defenses import build_memory_banks, cosine_similarity, make_training_loss
+from avmodels.robustness.defenses import cosine_similarity, make_training_loss
+from avmodels.robustness.exfmem import build_memory_banks
 from avmodels.settings import EvalSettings, ExfmemSettings, InputSettings
 from avmodels.study.analyses import evaluate_localization, spread_over_classes
 from avmodels.workflow.plan import analysis_datasets, variant_settings

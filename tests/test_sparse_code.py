@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from avmodels.models.model import ModelConfig, build_model, save_checkpoint
 from avmodels.robustness.defended import load_evaluated_model
-from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.exfmem import ExFMemModel
 from avmodels.robustness.lasso import lasso_objective, relative_gap, solve_lasso, sparse_code
 from avmodels.settings import ExfmemSettings
 

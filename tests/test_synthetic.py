@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avmodels.data import media, synthetic
+from avmodels.data import clips, media, probing, synthetic
 from avmodels.data.records import read_records
 
 SHORT = (2.0, 2.5)  # seconds: small clips keep the tests fast
@@ -32,7 +32,7 @@ def _preprocessed(root: Path, records) -> dict[str, tuple[np.ndarray, np.ndarray
     for rec in records:
         clip_dir = root / "clips" / rec.clip_id
         media.preprocess_clip(root / "videos" / f"{rec.clip_id}.mp4", clip_dir)
-        arrays[rec.clip_id] = (media.load_audio(clip_dir)[0], media.load_frames(clip_dir))
+        arrays[rec.clip_id] = (clips.load_audio(clip_dir)[0], clips.load_frames(clip_dir))
     return arrays
 
 
@@ -82,7 +82,7 @@ def test_mp4_is_h264_and_aac_44k_at_25_fps(generated):
     out, records = generated
     video = out / "videos" / f"{records[0].clip_id}.mp4"
     proc = subprocess.run(
-        [media.ensure_ffmpeg(), "-hide_banner", "-i", str(video)], capture_output=True, text=True
+        [probing.ensure_ffmpeg(), "-hide_banner", "-i", str(video)], capture_output=True, text=True
     )
     streams = [ln for ln in proc.stderr.splitlines() if re.search(r"Stream #0:\d", ln)]
     v = [s for s in streams if "Video:" in s]

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from avmodels.data import media, synthetic
+from avmodels.data import preprocess, synthetic
 from avmodels.models.model import ModelConfig, load_checkpoint
 from avmodels.settings import InputSettings
 from avmodels.study.running import accuracy_on, make_loader
@@ -47,7 +47,7 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _manifests(root: Path) -> dict[str, Path]:
     records = synthetic.generate(root / "raw")
-    rows, excluded = media.preprocess_many(
+    rows, excluded = preprocess.preprocess_many(
         records,
         root / "clips",
         video_dir=root / "raw" / "videos",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from avmodels.data import media
+from avmodels.data import clips, media, probing
 from avmodels.data.manifests import MANIFEST_COLUMNS
 from avmodels.models.model import ModelConfig, build_model, load_checkpoint
 from avmodels.settings import InputSettings
@@ -36,7 +36,7 @@ def _render(path: Path, rgb: tuple[int, int, int], freq: float) -> None:
         "-f",
         "lavfi",
         "-i",
-        f"sine=frequency={freq}:sample_rate={media.SAMPLE_RATE}:d={SECONDS}",
+        f"sine=frequency={freq}:sample_rate={clips.SAMPLE_RATE}:d={SECONDS}",
         "-c:v",
         "mpeg4",
         "-c:a",
@@ -51,7 +51,7 @@ def make_manifests(root: Path, per_class: int = 3, held_out: int = 2) -> dict[st
     """Tiny preprocessed clips of ``CLASSES``; manifests "train" (all clips) and "val" / "test"
     (the first ``held_out`` clips of each class: the set is for mechanics, not generalisation).
     """
-    media.ensure_ffmpeg()
+    probing.ensure_ffmpeg()
     (root / "videos").mkdir(parents=True, exist_ok=True)
     rows = []
     for index, (label, rgb, freq) in enumerate(CLASSES):
@@ -74,10 +74,10 @@ def make_manifests(root: Path, per_class: int = 3, held_out: int = 2) -> dict[st
                     "k": k,
                 }
             )
-    clips = pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
     paths = {}
     for split in ("train", "val", "test"):
-        part = clips if split == "train" else clips[clips["k"] < held_out]
+        part = table if split == "train" else table[table["k"] < held_out]
         paths[split] = root / f"manifest_{split}.csv"
         part.assign(split=split)[MANIFEST_COLUMNS].to_csv(paths[split], index=False)
     return paths

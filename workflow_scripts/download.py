@@ -11,13 +11,13 @@ import sys
 import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels.data.download import (
-    TRANSIENT,
     DownloadStopped,
     RuntimeMissing,
     download_shard,
     shard_options,
     write_done_list,
 )
+from avmodels.data.failures import TRANSIENT
 from avmodels.data.records import read_records, shard_records
 from avmodels.settings import DownloadSettings
 from avmodels.workflow.jobs import job

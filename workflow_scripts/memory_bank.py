@@ -8,7 +8,7 @@ import _library  # noqa: F401  (this workflow's avmodels, first on sys.path)
 
 from avmodels import atomic
 from avmodels.models.model import load_checkpoint
-from avmodels.robustness.defenses import build_memory_banks
+from avmodels.robustness.exfmem import build_memory_banks
 from avmodels.settings import ExfmemSettings, InputSettings
 from avmodels.study.running import extract_features
 from avmodels.workflow.jobs import job

@@ -5,7 +5,8 @@ import pandas as pd
 
 from avmodels import atomic
 from avmodels.data.manifests import MANIFEST_COLUMNS
-from avmodels.data.media import DiskFullError, preprocess_many
+from avmodels.data.media import DiskFullError
+from avmodels.data.preprocess import preprocess_many
 from avmodels.data.records import EXCLUSION_COLUMNS, read_records, shard_records
 from avmodels.workflow.jobs import job
 

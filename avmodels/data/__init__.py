@@ -2,9 +2,13 @@
 and local sources.
 
 - :mod:`.classes`: Class names of each dataset, in the index order of the models' outputs.
+- :mod:`.clips`: The preprocessed clip folder: its files, and reading them without decoding more
+  than asked.
 - :mod:`.dataset`: The Dataset over preprocessed clips: one audio window and one frame per item.
 - :mod:`.download`: Download clips with yt-dlp, one at a time, recording every failure instead
   of stopping.
+- :mod:`.failures`: Why a clip's download failed: the reasons, reading yt-dlp's errors, and the
+  failures CSV.
 - :mod:`.fetch`: Downloads that land only when verified: the bytes of a URL, checked before they
   are kept;.
 - :mod:`.lists`: Public dataset lists: checksummed download and parsers (clip records:
@@ -13,8 +17,12 @@ and local sources.
   dataset CSV.
 - :mod:`.manifests`: Per-split manifests and the exclusion list, merged from the workflow's
   shards.
-- :mod:`.media`: Decode videos into the clip layout the models read: 11025 Hz mono audio + 8 fps
-  frames.
+- :mod:`.media`: Decode one video into a clip folder (:mod:`avmodels.data.clips`): 11025 Hz mono
+  + 8 fps.
+- :mod:`.preprocess`: Preprocess many clips without stopping on a bad one, and ``avrobust
+  preprocess`` for one.
+- :mod:`.probing`: ffmpeg for the data steps: the program itself, and what a media file holds
+  (no ffprobe).
 - :mod:`.records`: Clip records of the paper's splits, built from the parsed lists
   (:mod:`.lists`), and their.
 - :mod:`.synthetic`: The embedded dataset ``synthetic_music``: procedural audio-visual clips
@@ -32,30 +40,34 @@ from avmodels import lazy_exports
 
 _SUBMODULES = (
     "classes",
+    "clips",
     "dataset",
     "download",
+    "failures",
     "fetch",
     "lists",
     "local",
     "manifests",
     "media",
+    "preprocess",
+    "probing",
     "records",
     "synthetic",
     "weights",
 )
 _EXPORTS = {  # public name -> the module defining it
-    "AUDIO_FILE": "media",
+    "AUDIO_FILE": "clips",
     "AVDataset": "dataset",
     "AVE_CATEGORIES": "lists",
     "AveAnnotation": "lists",
     "BAD_TIME": "records",
     "BadRow": "lists",
     "CLASSES": "classes",
-    "CLIP_FILES": "media",
+    "CLIP_FILES": "clips",
     "CLIP_ID": "download",
     "ClipDirError": "media",
     "ClipInfo": "media",
-    "ClipLike": "media",
+    "ClipLike": "preprocess",
     "ClipRecord": "records",
     "ClipSource": "download",
     "ClipSpec": "synthetic",
@@ -75,8 +87,8 @@ _EXPORTS = {  # public name -> the module defining it
     "EmptySplit": "dataset",
     "Exclusion": "records",
     "FAILURE_COLUMNS": "lists",
-    "FORMAT_VERSION": "media",
-    "FRAMES_FILE": "media",
+    "FORMAT_VERSION": "clips",
+    "FRAMES_FILE": "clips",
     "GROUP_HUES": "synthetic",
     "GROUP_SHAPES": "synthetic",
     "ID_PATTERN": "lists",
@@ -84,8 +96,8 @@ _EXPORTS = {  # public name -> the module defining it
     "IMAGENET_SHA256": "weights",
     "IMAGENET_URL": "weights",
     "INCOMPLETE": "download",
-    "INDEX_FILE": "media",
-    "INFO_FILE": "media",
+    "INDEX_FILE": "clips",
+    "INFO_FILE": "clips",
     "JPEG_QUALITY": "media",
     "KineticsAnnotation": "lists",
     "LIST_NAMES": "lists",
@@ -95,8 +107,8 @@ _EXPORTS = {  # public name -> the module defining it
     "MANIFEST_COLUMNS": "manifests",
     "MAX_SHORT_SIDE": "media",
     "MIN_DURATION": "media",
-    "MediaError": "media",
-    "NOT_DOWNLOADED": "media",
+    "MediaError": "probing",
+    "NOT_DOWNLOADED": "preprocess",
     "NOT_IN_AUDIOSET": "records",
     "NOT_IN_AVE": "records",
     "NOT_IN_FOLDER": "local",
@@ -104,13 +116,13 @@ _EXPORTS = {  # public name -> the module defining it
     "NOT_IN_MUSIC": "records",
     "NO_SUCH_FILE": "local",
     "OBJECT_RADIUS": "synthetic",
-    "PERMANENT": "download",
+    "PERMANENT": "failures",
     "PITCH_CENTRES": "synthetic",
-    "PROBE_TIMEOUT": "media",
+    "PROBE_TIMEOUT": "probing",
     "RECORDS_FILE": "synthetic",
     "RECORD_COLUMNS": "records",
     "REQUIRED_COLUMNS": "dataset",
-    "RETRIED": "download",
+    "RETRIED": "failures",
     "Resolver": "records",
     "RuntimeMissing": "download",
     "SHORT_TOLERANCE": "media",
@@ -118,61 +130,61 @@ _EXPORTS = {  # public name -> the module defining it
     "SPLIT_PRIORITY": "records",
     "SYNTHETIC_CLASSES": "classes",
     "SYNTHETIC_DATASET": "classes",
-    "SourceInfo": "media",
+    "SourceInfo": "probing",
     "SplitRow": "lists",
     "TABLE_SIZE": "synthetic",
-    "TRANSIENT": "download",
+    "TRANSIENT": "failures",
     "TRUNCATION_TOLERANCE": "download",
-    "VIDEO_EXTENSIONS": "media",
+    "VIDEO_EXTENSIONS": "preprocess",
     "VOLUME": "dataset",
     "WeightsDigestError": "weights",
     "YOUTUBE_ID": "download",
     "audio_group": "synthetic",
     "check_target": "media",
     "class_names": "classes",
-    "classify_error": "download",
+    "classify_error": "failures",
     "clip_id_of": "lists",
     "crop_to_float": "dataset",
     "csv_classes": "local",
     "cut": "dataset",
     "decode_frame": "dataset",
-    "decoded_duration": "media",
+    "decoded_duration": "probing",
     "deno_path": "download",
     "download_shard": "download",
     "download_verified": "fetch",
     "encode_mp4": "synthetic",
-    "ensure_ffmpeg": "media",
+    "ensure_ffmpeg": "probing",
     "fetch_list": "lists",
     "fetch_weights": "weights",
-    "find_video": "media",
+    "find_video": "preprocess",
     "frame_choices": "dataset",
-    "frame_count": "media",
+    "frame_count": "clips",
     "generate": "synthetic",
     "index_videos": "local",
-    "is_clip_dir": "media",
+    "is_clip_dir": "clips",
     "is_disk_full": "media",
     "is_own_clip_dir": "media",
     "iter_kinetics_annotations": "lists",
     "label_index": "classes",
-    "load_audio": "media",
-    "load_frame": "media",
-    "load_frames": "media",
-    "main": "media",
+    "load_audio": "clips",
+    "load_frame": "clips",
+    "load_frames": "clips",
+    "main": "preprocess",
     "match_records": "local",
     "merge_manifests": "manifests",
     "num_classes": "classes",
-    "parse_probe": "media",
+    "parse_probe": "probing",
     "pcm16_layout": "dataset",
     "plan_clips": "synthetic",
     "pread": "dataset",
     "preprocess_clip": "media",
-    "preprocess_many": "media",
-    "probe": "media",
+    "preprocess_many": "preprocess",
+    "probe": "probing",
     "read_audioset_segments": "lists",
     "read_ave_annotations": "lists",
     "read_exclusions": "records",
-    "read_failures": "download",
-    "read_info": "media",
+    "read_failures": "failures",
+    "read_info": "clips",
     "read_jpeg": "dataset",
     "read_manifest": "dataset",
     "read_music_videos": "lists",

@@ -22,7 +22,7 @@ Per item only the window's audio samples and the one frame's JPEG bytes are read
 positioned reads (``os.pread``) of the clip files :mod:`avmodels.data.media` writes: the PCM16
 samples are scaled (volume included) straight into the float32 window, no decoder; the JPEG
 is decoded by simplejpeg (libjpeg-turbo with almost no per-call overhead: the pixels of
-Pillow's decode in :func:`avmodels.data.media.load_frame`, faster; ``bench/RESULTS.md``). The
+Pillow's decode in :func:`avmodels.data.clips.load_frame`, faster; ``bench/RESULTS.md``). The
 resize is torch's uint8 antialiased bicubic kernel on the channels-last image (the one
 torchvision's ``Resize`` calls on tensors, which follows PIL's bicubic resampling to within
 one grey level), so items equal those of the torchvision transforms above without importing
@@ -48,7 +48,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from avmodels.atomic import InputError
-from avmodels.data import media
+from avmodels.data import clips
 from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
 
 EDGE_SECONDS = 3.0  # training frames keep at least this far from both ends of the clip
@@ -66,7 +66,7 @@ class _Clip:
 
 
 def frame_choices(
-    duration: float, num_frames: int, fps: int = media.FPS, edge: float = EDGE_SECONDS
+    duration: float, num_frames: int, fps: int = clips.FPS, edge: float = EDGE_SECONDS
 ) -> range:
     """Frames at least ``edge`` s from both ends (frame ``i`` at ``i / fps`` s); the middle
     frame alone when there is none."""
@@ -77,7 +77,7 @@ def frame_choices(
     return range(first, last + 1)
 
 
-def window_start(frame: int, length: int, fps: int = media.FPS, sr: int = media.SAMPLE_RATE) -> int:
+def window_start(frame: int, length: int, fps: int = clips.FPS, sr: int = clips.SAMPLE_RATE) -> int:
     """First sample of the ``length``-sample window centred on frame ``frame``."""
     return round(frame * sr / fps) - length // 2
 
@@ -140,9 +140,9 @@ def read_window(
     if lo >= hi:
         return np.zeros(length, dtype=np.float32)
     if layout is None:
-        data, scale = media.load_audio(clip_dir, lo, hi)[0], np.float32(gain)
+        data, scale = clips.load_audio(clip_dir, lo, hi)[0], np.float32(gain)
     else:
-        raw = pread(os.path.join(clip_dir, media.AUDIO_FILE), 2 * (hi - lo), layout[0] + 2 * lo)
+        raw = pread(os.path.join(clip_dir, clips.AUDIO_FILE), 2 * (hi - lo), layout[0] + 2 * lo)
         data = np.frombuffer(raw, "<i2", len(raw) // 2)
         scale = np.float32(gain) * np.float32(1 / 32768)  # a power of two: exact
     if len(data) == length:  # the window lies inside the clip
@@ -154,16 +154,16 @@ def read_window(
 
 def read_jpeg(clip_dir: Path, frame: int) -> bytes:
     """The JPEG bytes of frame ``frame`` (>= 0) of a clip, undecoded."""
-    entry = pread(os.path.join(clip_dir, media.INDEX_FILE), 16, 8 * frame) if frame >= 0 else b""
+    entry = pread(os.path.join(clip_dir, clips.INDEX_FILE), 16, 8 * frame) if frame >= 0 else b""
     if len(entry) < 16:
         raise IndexError(f"frame {frame} out of range in {clip_dir}")
     start, stop = struct.unpack("<qq", entry)
-    return pread(os.path.join(clip_dir, media.FRAMES_FILE), stop - start, start)
+    return pread(os.path.join(clip_dir, clips.FRAMES_FILE), stop - start, start)
 
 
 def decode_frame(data: bytes) -> Tensor:
     """JPEG bytes -> uint8 (3, H, W) RGB with channels-last memory (the pixels of
-    :func:`avmodels.data.media.load_frame`)."""
+    :func:`avmodels.data.clips.load_frame`)."""
     return torch.from_numpy(simplejpeg.decode_jpeg(data, colorspace="RGB")).permute(2, 0, 1)
 
 
@@ -327,12 +327,12 @@ class AVDataset(Dataset):
         clip = self.clips[index]
         if self.cache_audio:
             if index not in self._audio_cache:
-                self._audio_cache[index] = media.load_audio(clip.clip_dir)[0]
+                self._audio_cache[index] = clips.load_audio(clip.clip_dir)[0]
             wave = cut(self._audio_cache[index], start, length)
             wave *= np.float32(gain)
             return wave
         if index not in self._layouts:
-            self._layouts[index] = pcm16_layout(clip.clip_dir / media.AUDIO_FILE)
+            self._layouts[index] = pcm16_layout(clip.clip_dir / clips.AUDIO_FILE)
         layout = self._layouts[index]
         return read_window(clip.clip_dir, clip.num_samples, start, length, layout, gain)
 

@@ -1,20 +1,16 @@
 """Download clips with yt-dlp, one at a time, recording every failure instead of stopping.
 
 For each clip only its time range is fetched (``download_ranges``: yt-dlp hands the cut to
-ffmpeg, which must be on PATH; :func:`avmodels.data.media.ensure_ffmpeg` sees to it), in the
+ffmpeg, which must be on PATH; :func:`avmodels.data.probing.ensure_ffmpeg` sees to it), in the
 smallest format that has both streams. A clip is downloaded into ``out_dir/.incomplete/`` and
 renamed to ``out_dir/<clip_id>.<ext>`` only after it decodes with audio and video for the
 expected duration, so any file directly in ``out_dir`` is finished and is never fetched again.
 
-Every failure gets one of :data:`REASONS`. :data:`PERMANENT` ones (private, removed,
-geo-blocked, ...) go to a CSV (:data:`FAILURE_COLUMNS`) and are skipped by later runs unless
-their reason is in ``retry_reasons``; "format", "runtime", "extractor" and "other" are
-recorded the same way but are meant to be retried (a missing JavaScript runtime is not a
-deleted video). :data:`TRANSIENT` ones (rate limits, bot checks, HTTP 429, network errors)
-are never written to that CSV, so every later run retries them; within a run only "network"
-is retried (exponential backoff), and ``stop_after`` transient failures in a row stop the
-shard with :class:`DownloadStopped` (YouTube is throttling this machine: more clips would
-only burn through the list).
+Every failure gets a reason (:mod:`avmodels.data.failures`): permanent ones go to the failures
+CSV and are skipped by later runs unless their reason is in ``retry_reasons``; transient ones
+are never written there, so every later run retries them. Within a run only "network" is
+retried (exponential backoff), and ``stop_after`` transient failures in a row stop the shard
+with :class:`DownloadStopped` (YouTube is throttling this machine).
 
 YouTube needs a JavaScript runtime: :func:`deno_path` finds the ``deno`` the project
 installs (the ``deno`` wheel) and the shard selects it explicitly (``js_runtimes``).
@@ -38,7 +34,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from avmodels import atomic
-from avmodels.data import media
+from avmodels.data import preprocess, probing
+from avmodels.data.failures import (
+    RETRIED,
+    TRANSIENT,
+    _one_line,
+    _write_failures,
+    classify_error,
+    read_failures,
+)
 from avmodels.data.lists import FAILURE_COLUMNS, valid_times
 from avmodels.settings import YOUTUBE_URL, DownloadSettings
 
@@ -47,94 +51,11 @@ logger = logging.getLogger(__name__)
 # yt-dlp's "worst" already means worst format with both audio and video; prefer >= 240p so
 # the 256 px frames are not upscaled from 144p, and merge separate streams as a last resort.
 DEFAULT_FORMAT = "worst[height>=240]/worst/worstvideo[height>=240]+worstaudio/worstvideo+worstaudio"
-REASONS = (
-    "invalid id",  # not an 11-character YouTube ID, or an unsafe clip ID
-    "malformed",  # a bad time range
-    "private",
-    "unavailable",  # removed, deleted account, no such video (HTTP 404/410)
-    "geo-blocked",
-    "age-restricted",
-    "corrupt",  # the downloaded bytes are not decodable media
-    "no audio",
-    "no video",
-    "format",  # "Requested format is not available" (often: no JavaScript runtime)
-    "runtime",  # the JavaScript runtime failed or is missing
-    "extractor",  # yt-dlp could not read the page (outdated yt-dlp, changed site)
-    "other",  # anything else
-    "rate-limit",  # "This content isn't available, try again later", HTTP 429
-    "bot-check",  # YouTube asks to sign in to prove this is not a bot
-    "network",  # after all retries (also: download shorter than the range)
-)
-PERMANENT = frozenset(REASONS[:9])  # the video itself, as it is: skipped by later runs
-TRANSIENT = frozenset({"rate-limit", "bot-check", "network"})  # never recorded as failed
-RETRIED = DownloadSettings.retry  # recorded, retried by default
 DENO_MIN_VERSION = (2, 3, 0)  # what yt-dlp accepts
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 CLIP_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 INCOMPLETE = ".incomplete"
 TRUNCATION_TOLERANCE = 0.5  # s (or 5 %) a download may fall short of its range
-# yt-dlp reports a failed ffmpeg download only as "ffmpeg exited with code N"; ffmpeg >= 5
-# exits with the low byte of the AVERROR, and 183 is AVERROR_INVALIDDATA (not media).
-_FFMPEG_INVALID_DATA = 183
-
-# (reason, lower-case substrings of the error text); first match wins, so the specific
-# messages come before the generic "is not available" of removed videos
-_MESSAGE_REASONS = (
-    (
-        "rate-limit",
-        ("try again later", "rate-limit", "rate limit", "too many requests", "http error 429"),
-    ),
-    ("age-restricted", ("confirm your age", "age-restricted", "inappropriate for some users")),
-    ("bot-check", ("not a bot", "sign in to confirm", "captcha")),
-    (
-        "runtime",
-        (
-            "javascript runtime",
-            "js runtime",
-            "challenge solving failed",
-            "signature extraction failed",
-            "nsig extraction failed",
-            "only images are available",
-        ),
-    ),
-    ("format", ("requested format is not available", "no video formats found")),
-    ("private", ("private video", "video is private", "members-only", "join this channel")),
-    (
-        "geo-blocked",
-        ("available in your country", "in your country", "geo restrict", "geo-restrict"),
-    ),
-    (
-        "unavailable",
-        (
-            "video unavailable",
-            "video is unavailable",
-            "is not available",
-            "no longer available",
-            "has been removed",
-            "been terminated",
-            "does not exist",
-            "copyright",
-            "premieres in",
-            "will begin in",
-        ),
-    ),
-    ("corrupt", (f"ffmpeg exited with code {_FFMPEG_INVALID_DATA}",)),
-    (
-        "network",
-        (
-            "timed out",
-            "timeout",
-            "connection",
-            "temporary failure",
-            "name or service not known",
-            "network is unreachable",
-            "incomplete read",
-            "giving up after",
-            "ffmpeg exited with code",
-            "http error 5",
-        ),
-    ),
-)
 
 
 class DownloadStopped(RuntimeError):
@@ -229,86 +150,6 @@ def _check(clip: ClipSource) -> _Failure | None:
     return None
 
 
-# ---------------------------------------------------------------- failure CSV
-
-
-def read_failures(path: str | Path) -> dict[str, dict[str, str]]:
-    """Rows of a failures CSV by clip ID (the last row of a clip wins)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["clip_id"]: row for row in csv.DictReader(f) if row.get("clip_id")}
-
-
-def _write_failures(path: Path, rows: Iterable[Mapping[str, str]]) -> None:
-    with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, FAILURE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    text = re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", str(text))).strip()
-    return text.removeprefix("ERROR: ")[:limit]
-
-
-# ---------------------------------------------------------------- error classification
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what it wraps (DownloadError.exc_info, ExtractorError.cause, __cause__)."""
-    seen: list[BaseException] = []
-    todo: list[Any] = [exc]
-    while todo:
-        e = todo.pop()
-        if not isinstance(e, BaseException) or any(e is s for s in seen):
-            continue
-        seen.append(e)
-        exc_info = getattr(e, "exc_info", None)
-        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
-        todo += [exc_info[1]] if isinstance(exc_info, tuple) and len(exc_info) > 1 else []
-    return seen
-
-
-def _http_reason(status: int) -> str:
-    if status == 401:
-        return "private"
-    if status in (404, 410):
-        return "unavailable"
-    if status == 451:
-        return "geo-blocked"
-    if status == 429:
-        return "rate-limit"
-    if status in (403, 408) or status >= 500:
-        return "network"  # YouTube media URLs answer 403 when throttled or expired
-    return "other"
-
-
-def classify_error(exc: BaseException) -> str:
-    """Failure reason (one of :data:`REASONS`) for an exception raised by yt-dlp."""
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
-    from yt_dlp.utils import ContentTooShortError, ExtractorError, GeoRestrictedError
-
-    chain = _chain(exc)
-    if any(isinstance(e, GeoRestrictedError) for e in chain):
-        return "geo-blocked"
-    text = " ".join(str(e) for e in chain).lower()
-    for reason, needles in _MESSAGE_REASONS[:-1]:  # all but the generic network words
-        if any(n in text for n in needles):
-            return reason
-    for e in chain:
-        if isinstance(e, HTTPError):
-            return _http_reason(e.status)
-        if isinstance(e, TransportError | ContentTooShortError | TimeoutError | ConnectionError):
-            return "network"
-    if any(n in text for n in _MESSAGE_REASONS[-1][1]):
-        return "network"
-    if any(isinstance(e, ExtractorError) for e in chain):
-        return "extractor"
-    return "other"
-
-
 # ---------------------------------------------------------------- one clip
 
 
@@ -339,9 +180,9 @@ def _expected_duration(clip: ClipSource, source_duration: Any) -> float | None:
 def _verify(path: Path, clip: ClipSource, info: Mapping[str, Any]) -> None:
     """Raise :class:`_Failure` unless ``path`` decodes with both streams, long enough."""
     try:
-        src = media.probe(path)
-        got = media.decoded_duration(path)
-    except media.MediaError as err:
+        src = probing.probe(path)
+        got = probing.decoded_duration(path)
+    except probing.MediaError as err:
         raise _Failure("corrupt", err.detail or err.reason) from None
     if src.video_index is None and src.audio_index is None:
         raise _Failure("corrupt", "no audio or video stream")
@@ -464,7 +305,7 @@ def download_shard(
         "fragment_retries": 3,
         "extractor_retries": 1,
         "socket_timeout": socket_timeout,
-        "ffmpeg_location": media.ensure_ffmpeg(),
+        "ffmpeg_location": probing.ensure_ffmpeg(),
         "force_keyframes_at_cuts": force_keyframes_at_cuts,
         "external_downloader_args": {"ffmpeg_i": ["-rw_timeout", str(int(socket_timeout * 1e6))]},
         "js_runtimes": {"deno": {"path": js_runtime} if js_runtime else {}},
@@ -488,7 +329,7 @@ def download_shard(
             for key, clip in bar:
                 summary.requested += 1
                 failure = _check(clip)
-                if failure is None and media.find_video(out_dir, key) is not None:
+                if failure is None and preprocess.find_video(out_dir, key) is not None:
                     summary.already_done += 1
                     done.add(key)
                     continue
@@ -563,7 +404,7 @@ def write_done_list(store: str | Path, clip_ids: Iterable[str], path: str | Path
     (atomically); returns how many."""
     rows = []
     for key in dict.fromkeys(clip_ids):
-        found = media.find_video(store, key) if CLIP_ID.fullmatch(key) else None
+        found = preprocess.find_video(store, key) if CLIP_ID.fullmatch(key) else None
         if found is not None:
             rows.append((key, found.name))
     with atomic.writing(path, "w", newline="", encoding="utf-8") as f:

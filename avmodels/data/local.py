@@ -2,7 +2,7 @@
 
 - ``source: local``: the records of a listed dataset (MUSIC, AVE, Kinetics-Sounds) are matched
   by ID to the videos of a folder (searched at any depth, any container of
-  ``avmodels.data.media.VIDEO_EXTENSIONS``). A file matches a record when its name without the
+  ``avmodels.data.preprocess.VIDEO_EXTENSIONS``). A file matches a record when its name without the
   extension is the record's clip ID, its YouTube ID, or the YouTube ID followed by ``_`` and
   anything (the dataset archives' ``ID_000030_000040.mp4``). The videos are used as they are:
   the archives' AVE and Kinetics videos are already the clips.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from avmodels import atomic
 from avmodels.data.lists import SPLITS, ListFormatError
-from avmodels.data.media import VIDEO_EXTENSIONS
+from avmodels.data.preprocess import VIDEO_EXTENSIONS
 from avmodels.data.records import ClipRecord, Exclusion
 
 NOT_IN_FOLDER = "not in local folder"

@@ -1,5 +1,7 @@
 """Attacks, defenses, sparse coding and the robustness metrics.
 
+- :mod:`.active_set`: The exact Lasso solver of ExFMem's sparse coding: feature-sign search on a
+  growing working set.
 - :mod:`.apgd`: Auto-PGD (Croce & Hein, ICML 2020, arXiv:2003.01690), L-inf, over a dict of
   named inputs.
 - :mod:`.attacks`: L-inf attacks over a dict of named inputs: FGSM, PGD and MIM (Tian & Xu, CVPR
@@ -10,6 +12,8 @@
   attacker's loss.
 - :mod:`.defenses`: Audio-visual defenses of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 3.3
   and 4.6.
+- :mod:`.exfmem`: ExFMem, the external feature memory banks of Tian & Xu, CVPR 2021
+  (arXiv:2104.02000), Sec. 3.3.2.
 - :mod:`.lasso`: Batched Lasso solvers for ExFMem's sparse coding (Tian & Xu, CVPR 2021, Eq. 4).
 - :mod:`.metrics`: The summary metrics of Tian & Xu, CVPR 2021 (arXiv:2104.02000), Sec. 4.6.
 - :mod:`.square`: Square attack (Andriushchenko et al., ECCV 2020, arXiv:1912.00049), L-inf,
@@ -26,11 +30,13 @@ from __future__ import annotations
 from avmodels import lazy_exports
 
 _SUBMODULES = (
+    "active_set",
     "apgd",
     "attacks",
     "bpda",
     "defended",
     "defenses",
+    "exfmem",
     "lasso",
     "metrics",
     "square",
@@ -45,7 +51,7 @@ _EXPORTS = {  # public name -> the module defining it
     "Budget": "attacks",
     "DEFAULT_TOL": "lasso",
     "EVAL_COLUMNS": "metrics",
-    "ExFMemModel": "defenses",
+    "ExFMemModel": "exfmem",
     "FGSM": "attacks",
     "HALVINGS": "square",
     "LASSO_METHODS": "lasso",
@@ -63,23 +69,23 @@ _EXPORTS = {  # public name -> the module defining it
     "TrainingLoss": "defenses",
     "WORST": "worstcase",
     "accuracies": "worstcase",
-    "active_set_lasso": "lasso",
+    "active_set_lasso": "active_set",
     "adaptive_attack_loss": "defenses",
     "attack_average": "metrics",
     "attack_loss": "defended",
     "average_with_clean": "metrics",
     "build_attack": "attacks",
-    "build_memory_banks": "defenses",
+    "build_memory_banks": "exfmem",
     "checkpoints": "apgd",
     "cosine_similarity": "defenses",
     "cross_entropy_loss": "attacks",
     "dlr_loss": "apgd",
     "eval_mode": "attacks",
-    "exfmem_model": "defenses",
+    "exfmem_model": "exfmem",
     "fused_features": "defenses",
     "lasso_objective": "lasso",
     "lipschitz_constant": "lasso",
-    "load_banks": "defenses",
+    "load_banks": "exfmem",
     "load_evaluated_model": "defended",
     "make_training_loss": "defenses",
     "margin_loss": "square",

@@ -2,7 +2,7 @@
 with the coder replaced by the identity in the backward pass.
 
 ExFMem's Lasso solve is iterative and piecewise; differentiating through it (what the attacks do
-by default, as :class:`avmodels.robustness.defenses.ExFMemModel` is an ``nn.Module`` like any other)
+by default, as :class:`avmodels.robustness.exfmem.ExFMemModel` is an ``nn.Module`` like any other)
 can give gradients that say little about the decision. :class:`BPDA` computes exactly the same
 logits but, in the backward pass, treats each denoised feature as if it were the encoder's feature:
 ``d denoise(f) / d f := I``. The coder then runs without autograd.
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.exfmem import ExFMemModel
 
 
 class _Identity(torch.autograd.Function):

@@ -12,11 +12,10 @@ from avmodels.models.model import ModelConfig, load_checkpoint
 from avmodels.robustness.attacks import LossFn
 from avmodels.robustness.defenses import (
     adaptive_attack_loss,
-    exfmem_model,
-    load_banks,
     make_training_loss,
     training_loss_attack,
 )
+from avmodels.robustness.exfmem import exfmem_model, load_banks
 from avmodels.settings import ExfmemSettings
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from avmodels.data.dataset import require_clips
 from avmodels.registry import AUTOATTACK
 from avmodels.robustness.bpda import BPDA
-from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.exfmem import ExFMemModel
 from avmodels.robustness.metrics import EVAL_COLUMNS
 from avmodels.robustness.worstcase import WORST, AttackSpec, worst_case_by_mode
 from avmodels.settings import EvalSettings

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from avmodels.data.dataset import require_clips
 from avmodels.models.model import AVModel, visual_eps
 from avmodels.robustness.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
-from avmodels.robustness.defenses import ExFMemModel
+from avmodels.robustness.exfmem import ExFMemModel
 from avmodels.robustness.metrics import EVAL_COLUMNS, MODES
 from avmodels.settings import EvalSettings
 from avmodels.study.running import (
@@ -196,7 +196,7 @@ def evaluate(
     """Accuracy (percent) on clean inputs and under each attack mode at budget ``eps``.
 
     Arguments:
-        model: an ``AVModel``, or a defended wrapper (``defenses.ExFMemModel``).
+        model: an ``AVModel``, or a defended wrapper (``exfmem.ExFMemModel``).
         attack: a key of ``attacks.ATTACKS``; ``settings.steps`` (and ``attack_kwargs``,
             e.g. ``{"decay": 1.0}``) reach PGD and MIM.
         settings: budget space (``paper_budget``: image budget in the ImageNet-normalised

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from avmodels.models.model import load_checkpoint
-from avmodels.robustness.defenses import exfmem_model, load_banks
+from avmodels.robustness.exfmem import exfmem_model, load_banks
 from avmodels.settings import ExfmemSettings
 from avmodels.study.running import Manifest, resolve_device, run_settings, seed_everything
 from avmodels.study.train import TrainConfig, fit, summarize

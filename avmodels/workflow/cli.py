@@ -16,7 +16,10 @@ from collections.abc import Sequence
 
 #: command -> (module whose ``main`` runs it, one-line help)
 COMMANDS = {
-    "preprocess": ("avmodels.data.media", "decode a video into a clip folder (11025 Hz, 8 fps)"),
+    "preprocess": (
+        "avmodels.data.preprocess",
+        "decode a video into a clip folder (11025 Hz, 8 fps)",
+    ),
     "trace": ("avmodels.workflow.trace", "the record chain behind an output or one table cell"),
     "audit": (
         "avmodels.workflow.audit",

@@ -188,11 +188,12 @@ def _resolve_from(node: ast.ImportFrom, package: str | None) -> str | None:
 # logging, provenance records and how files are written
 HARNESS = frozenset(f"{PACKAGE}.{name}" for name in ("workflow.jobs", "provenance", "atomic"))
 # Steps whose output depends neither on the job harness nor on code they call only to
-# check what they fetched: an edit there must not fetch (or download) everything again.
+# check what they fetched (ffmpeg probing, where a finished video lies): an edit there must
+# not fetch (or download) everything again.
 UNFOLLOWED = {
     "fetch_list": HARNESS,
     "list_records": HARNESS,
-    "download": HARNESS | {f"{PACKAGE}.data.media"},
+    "download": HARNESS | {f"{PACKAGE}.data.{name}" for name in ("probing", "preprocess")},
 }
 
 

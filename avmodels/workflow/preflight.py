@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from avmodels.data import download, media
+from avmodels.data import download, preprocess, probing
 from avmodels.settings import DownloadSettings
 
 GB = 1e9
@@ -32,7 +32,7 @@ def clips_to_fetch(records_csv: str | Path, stores: Sequence[str | Path]) -> int
         return None
     with open(path, newline="", encoding="utf-8") as f:
         ids = {row.get("clip_id") or "" for row in csv.DictReader(f)}
-    return sum(1 for i in ids if not (i and any(media.find_video(s, i) for s in stores)))
+    return sum(1 for i in ids if not (i and any(preprocess.find_video(s, i) for s in stores)))
 
 
 def estimate_bytes(settings: DownloadSettings, pending: Sequence[int | None]) -> float:
@@ -67,7 +67,7 @@ def check(
     except download.RuntimeMissing as err:
         raise PreflightError(str(err)) from None
     try:
-        ffmpeg = media.ensure_ffmpeg()
+        ffmpeg = probing.ensure_ffmpeg()
         subprocess.run([ffmpeg, "-version"], capture_output=True, timeout=60, check=True)
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
         raise PreflightError(
