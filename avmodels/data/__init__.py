@@ -161,6 +161,7 @@ _EXPORTS = {  # public name -> the module defining it
     "frame_count": "clips",
     "generate": "synthetic",
     "index_videos": "local",
+    "input_url": "probing",
     "is_clip_dir": "clips",
     "is_disk_full": "media",
     "is_own_clip_dir": "media",
@@ -173,6 +174,7 @@ _EXPORTS = {  # public name -> the module defining it
     "match_records": "local",
     "merge_manifests": "manifests",
     "num_classes": "classes",
+    "one_line": "failures",
     "parse_probe": "probing",
     "pcm16_layout": "dataset",
     "plan_clips": "synthetic",
@@ -212,6 +214,7 @@ _EXPORTS = {  # public name -> the module defining it
     "window_start": "dataset",
     "write_done_list": "download",
     "write_exclusions": "records",
+    "write_failures": "failures",
     "write_records": "records",
     "write_sources": "local",
 }

@@ -38,10 +38,10 @@ from avmodels.data import preprocess, probing
 from avmodels.data.failures import (
     RETRIED,
     TRANSIENT,
-    _one_line,
-    _write_failures,
     classify_error,
+    one_line,
     read_failures,
+    write_failures,
 )
 from avmodels.data.lists import FAILURE_COLUMNS, valid_times
 from avmodels.settings import YOUTUBE_URL, DownloadSettings
@@ -87,7 +87,7 @@ def deno_path(path: str | None = None) -> str:
         ).stdout
     except (OSError, subprocess.SubprocessError) as err:
         raise RuntimeMissing(
-            f"JavaScript runtime {path} does not run ({_one_line(err, 120)}); reinstall the "
+            f"JavaScript runtime {path} does not run ({one_line(err, 120)}); reinstall the "
             "deno wheel (`pip install -e .`) or set download.js_runtime"
         ) from None
     found = re.match(r"deno (\d+)\.(\d+)\.(\d+)", out)
@@ -231,7 +231,7 @@ def _download_clip(
             except _Failure as err:
                 failure = err
             except Exception as err:  # every yt-dlp error becomes a failure row
-                failure = _Failure(classify_error(err), _one_line(err))
+                failure = _Failure(classify_error(err), one_line(err))
             else:
                 final = out_dir / path.name
                 os.replace(path, final)
@@ -252,7 +252,7 @@ def _download_clip(
 def _stopped(count: int, failure: _Failure) -> DownloadStopped:
     return DownloadStopped(
         f"download stopped: {count} clips in a row failed with {failure.reason} (last: "
-        f"{_one_line(failure.message, 120)}); YouTube is throttling this machine: set "
+        f"{one_line(failure.message, 120)}); YouTube is throttling this machine: set "
         "download.cookies to a cookies.txt of a signed-in browser and/or raise "
         "download.sleep_requests / download.sleep_downloads, lower download.rate_limit, "
         "then run again (finished clips are kept)"
@@ -358,13 +358,13 @@ def download_shard(
                     "clip_id": key,
                     "youtube_id": str(clip.youtube_id),
                     "reason": failure.reason,
-                    "message": _one_line(failure.message),
+                    "message": one_line(failure.message),
                 }
                 writer.writerow(new[key])
                 log.flush()
     finally:
         kept = {k: v for k, v in old.items() if k not in done and k not in new}
-        _write_failures(failures_csv, {**kept, **new}.values())
+        write_failures(failures_csv, {**kept, **new}.values())
         incomplete = out_dir / INCOMPLETE
         if incomplete.is_dir() and not any(incomplete.iterdir()):
             incomplete.rmdir()

@@ -113,14 +113,16 @@ def read_failures(path: str | Path) -> dict[str, dict[str, str]]:
         return {row["clip_id"]: row for row in csv.DictReader(f) if row.get("clip_id")}
 
 
-def _write_failures(path: Path, rows: Iterable[Mapping[str, str]]) -> None:
+def write_failures(path: Path, rows: Iterable[Mapping[str, str]]) -> None:
+    """Write a failures CSV (``FAILURE_COLUMNS``) atomically."""
     with atomic.writing(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, FAILURE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _one_line(text: object, limit: int = 300) -> str:
+def one_line(text: object, limit: int = 300) -> str:
+    """An error message on one line: no colour codes, no "ERROR: " prefix, at most ``limit``."""
     text = re.sub(r"\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", str(text))).strip()
     return text.removeprefix("ERROR: ")[:limit]
 

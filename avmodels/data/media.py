@@ -50,7 +50,7 @@ from avmodels.data.clips import (
     load_frame,
 )
 from avmodels.data.lists import valid_times
-from avmodels.data.probing import MediaError, SourceInfo, _input_url, ensure_ffmpeg, probe
+from avmodels.data.probing import MediaError, SourceInfo, ensure_ffmpeg, input_url, probe
 from avmodels.settings import FRAME_SHORT_SIDE
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def _decode(
         seek["ss"] = start
     if end is not None:
         seek["t"] = end - (start or 0.0)
-    inp = ffmpeg.input(_input_url(video), **seek)
+    inp = ffmpeg.input(input_url(video), **seek)
     audio = (
         inp[str(src.audio_index)]
         .filter("aresample", SAMPLE_RATE, **{"async": 1, "first_pts": 0})

@@ -101,8 +101,9 @@ def ensure_ffmpeg() -> str:
     raise RuntimeError(f"cannot make {exe} available as 'ffmpeg'")
 
 
-def _input_url(path: Path) -> str:
-    # "file:" + absolute path: a name like "-x" or "http:y" is never an option or a protocol
+def input_url(path: Path) -> str:
+    """``file:`` + the absolute path: a name like "-x" or "http:y" is never read by ffmpeg as an
+    option or a protocol."""
     return "file:" + str(Path(path).resolve())
 
 
@@ -153,7 +154,7 @@ def probe(path: str | Path) -> SourceInfo:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(path)
-    cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-i", _input_url(path)]
+    cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-i", input_url(path)]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT
@@ -167,7 +168,7 @@ def probe(path: str | Path) -> SourceInfo:
 def decoded_duration(path: str | Path, timeout: float = 300) -> float:
     """Seconds of media that actually decode from ``path`` (catches truncated files)."""
     cmd = [ensure_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-nostats"]
-    cmd += ["-i", _input_url(Path(path)), "-progress", "pipe:1", "-f", "null", "-"]
+    cmd += ["-i", input_url(Path(path)), "-progress", "pipe:1", "-f", "null", "-"]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, errors="replace", timeout=timeout

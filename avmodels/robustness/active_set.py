@@ -17,8 +17,8 @@ from torch import Tensor
 
 from avmodels.robustness.lasso import (
     LassoSolution,
-    _check_shapes,
-    _masked_solve,
+    check_shapes,
+    masked_solve,
     relative_gap,
     solve_lasso,
 )
@@ -43,7 +43,7 @@ def _sign_solve(gram: Tensor, corr: Tensor, lam: float, signs: Tensor) -> Tensor
     """Minimiser over ``S = {signs != 0}`` (zero elsewhere) of the objective with ``|a|``
     replaced by ``signs * a``: ``a_S = (M_S^T M_S)^{-1} (M_S^T f - lam signs_S)``, the Lasso's
     optimality condition on a sign pattern."""
-    return _masked_solve(gram, signs != 0, corr - lam * signs)
+    return masked_solve(gram, signs != 0, corr - lam * signs)
 
 
 def _line_search(gram: Tensor, corr: Tensor, lam: float, codes: Tensor, target: Tensor) -> Tensor:
@@ -241,7 +241,7 @@ def active_set_lasso(
     features make ill-conditioned problems); returned in the features' dtype.
     Shape: features (B, d), memory (d, K) -> codes (B, K).
     """
-    _check_shapes(features, memory)
+    check_shapes(features, memory)
     if not (lam > 0 and tol >= 0 and max_iter >= 1):
         raise ValueError(
             f"active_set_lasso needs lam > 0, tol >= 0, max_iter >= 1; got {lam}, {tol}, {max_iter}"

@@ -256,7 +256,8 @@ def _solve_to_gap(
     return LassoSolution(out, ran, step, converged, [], [], gap)
 
 
-def _check_shapes(features: Tensor, memory: Tensor) -> None:
+def check_shapes(features: Tensor, memory: Tensor) -> None:
+    """Raise ValueError unless features are (B, d) and the memory (d, K)."""
     if features.ndim != 2 or memory.ndim != 2 or features.shape[1] != memory.shape[0]:
         raise ValueError(
             f"features (B, d) and memory (d, K) expected, got "
@@ -264,7 +265,7 @@ def _check_shapes(features: Tensor, memory: Tensor) -> None:
         )
 
 
-def _masked_solve(gram: Tensor, on: Tensor, rhs: Tensor) -> Tensor:
+def masked_solve(gram: Tensor, on: Tensor, rhs: Tensor) -> Tensor:
     """``x_S = G_SS^{-1} rhs_S``, 0 off ``S = on`` (b, w); Cholesky of G padded by the identity.
 
     A singular ``G_SS`` (collinear atoms, ``|S| > d``) gets a ridge of 1e-9 of its largest
@@ -307,7 +308,7 @@ class _ExactCode(torch.autograd.Function):
         mask = on.gather(1, index)
         atoms = memory.T.to(grad_codes.dtype)[index] * mask.unsqueeze(-1)  # (B, s, d)
         gram = torch.bmm(atoms, atoms.transpose(1, 2))
-        v = _masked_solve(gram, mask, grad_codes.gather(1, index))
+        v = masked_solve(gram, mask, grad_codes.gather(1, index))
         return torch.bmm(v.unsqueeze(1), atoms).squeeze(1), None, None, None
 
 
@@ -386,7 +387,7 @@ def sparse_code(
     """
     if memory.requires_grad:
         raise ValueError("sparse_code differentiates w.r.t. the features only; detach the memory")
-    _check_shapes(features, memory)
+    check_shapes(features, memory)
     tol = DEFAULT_TOL[stop] if tol is None and stop in DEFAULT_TOL else tol
     _check_settings(method, stop, tol, max_iter)
     settings = {"max_iter": max_iter, "tol": tol, "method": method, "stop": stop}
