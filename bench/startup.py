@@ -17,8 +17,9 @@ stage:
 
 and, on the way out (with no outputs to hash, as the step did no work):
 
-- job exit: the harness's provenance record;
-- process exit: the interpreter's shutdown (CPU: the whole process tree, shell included).
+- process exit: the harness's provenance record, then the end of the process, which the
+  harness brings about without the interpreter's teardown
+  (:func:`avmodels.workflow.jobs.end_process`; CPU: the whole process tree, shell included).
 
 Figures: per-job start-up (spawn to job entry), median wall seconds over the repetitions,
 target <= 2.5 s, for ``train`` and ``evaluate``; the CPU seconds of the same runs beside
@@ -53,7 +54,7 @@ from snakemake.sourcecache import LocalSourceFile
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ("train", "evaluate")
 TARGET = 2.5
-STAGES = ("interpreter", "preamble", "imports", "job entry", "job exit", "process exit")
+STAGES = ("interpreter", "preamble", "imports", "job entry", "process exit")
 MARK = "__marks.append((%r, __time.time(), __time.process_time()))"
 
 
@@ -94,8 +95,7 @@ def job_script(step: str, work: Path) -> Path:
         "from avmodels.workflow.jobs import job as __job",
         "with __job(snakemake):",
         "    " + MARK % "job entry",
-        MARK % "job exit",
-        "import json as __json; print(__json.dumps(__marks))",
+        "    import json as __json; print(__json.dumps(__marks), flush=True)",
     ]
     path = work / f"tmp.{step}.py"
     path.write_text("\n".join(lines) + "\n")

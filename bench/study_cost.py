@@ -24,15 +24,23 @@ ResNet-50 training throughput on one A100 or V100 (:data:`GPU_REFERENCES`) to th
 here: the assumption is that our networks speed up on that GPU as ResNet-50 training does.
 Wall time on N GPUs: a list schedule of the jobs in dependency order, longest path first.
 
+On a machine with a GPU, ``--measure-gpu FILE`` times the same steps there (wall seconds,
+waited for on the device, at the paper's batch sizes) and writes them to FILE; it needs no
+Snakemake. With those times in ``bench/gpu_steps.json``, a run here adds the jobs' costs
+from them, unscaled, beside the extrapolation.
+
     python bench/study_cost.py [--quick] [--gpus 1 4 8 16]
+    python bench/study_cost.py --measure-gpu bench/gpu_steps.json   # on the GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
+import json
 import math
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -51,10 +59,13 @@ from avmodels.robustness.attacks import predict_sets
 from avmodels.robustness.lasso import sparse_code
 from avmodels.robustness.metrics import MODES
 from avmodels.study.evaluate import Attacker, mode_budgets, restrict_budget
+from avmodels.study.running import run_settings
 from avmodels.workflow import plan
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "config" / "paper.yaml"
+#: Step times measured on a GPU machine (``--measure-gpu``), read by :func:`run` when present.
+MEASURED_GPU = REPO / "bench" / "gpu_steps.json"
 AUDIO, IMAGE = 65535, 224
 #: Clips per split (train, val, test): the sizes of the published split lists the paper's
 #: config downloads (AV-Robustness-CVPR21/data/*.csv), before any clip is lost to download.
@@ -69,6 +80,7 @@ SOURCE = (
 GPU_REFERENCES = {"A100 (TF32)": 938.0, "V100 (FP32)": 367.0}
 GPU_RULES = ("train", "finetune", "memory_bank", "evaluate", "localization", "embeddings")
 UNIMODAL = ("audio", "visual")
+CPU = torch.device("cpu")
 
 
 def cpu_seconds(fn: Callable[[], object], reps: int = 1) -> float:
@@ -80,6 +92,20 @@ def cpu_seconds(fn: Callable[[], object], reps: int = 1) -> float:
         fn()
         best = min(best, time.process_time() - start)
     return best
+
+
+def gpu_seconds(fn: Callable[[], object], reps: int = 5) -> float:
+    """Median wall time of ``reps`` calls after two warm-up calls, each waited for on the GPU."""
+    for _ in range(2):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 @dataclass
@@ -103,22 +129,26 @@ class Fit:
         return math.ceil(clips / batch) * self.fixed + clips * self.per_sample
 
 
-def _inputs(batch: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def _inputs(batch: int, device: torch.device = CPU) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     gen = torch.Generator().manual_seed(batch)
     audio = torch.rand(batch, AUDIO, generator=gen) * 2 - 1
     visual = torch.rand(batch, 3, IMAGE, IMAGE, generator=gen)
-    return {"audio": audio, "visual": visual}, torch.zeros(batch, dtype=torch.long)
+    labels = torch.zeros(batch, dtype=torch.long)
+    return {"audio": audio.to(device), "visual": visual.to(device)}, labels.to(device)
 
 
-def measure_steps(quick: bool) -> dict[str, Fit]:
-    """Fits of every step the cost model uses (see the module docstring)."""
+def measure_steps(quick: bool, device: torch.device = CPU) -> dict[str, Fit]:
+    """Fits of every step the cost model uses (see the module docstring): CPU seconds of one
+    thread, or on a GPU wall seconds waited for on the device, with the jobs' determinism."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(variant="concat", num_classes=11))
+    model = build_model(ModelConfig(variant="concat", num_classes=11)).to(device)
     optim = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     steps = 2 if quick else 10
+    on_gpu = device.type == "cuda"
+    seconds = gpu_seconds if on_gpu else cpu_seconds
 
     def train_step(batch: int) -> float:
-        inputs, labels = _inputs(batch)
+        inputs, labels = _inputs(batch, device)
 
         def step() -> None:
             model.train()
@@ -126,13 +156,13 @@ def measure_steps(quick: bool) -> dict[str, Fit]:
             torch.nn.functional.cross_entropy(model(**inputs), labels).backward()
             optim.step()
 
-        return cpu_seconds(step)
+        return seconds(step)
 
     def forward(batch: int) -> float:
-        inputs, _ = _inputs(batch)
+        inputs, _ = _inputs(batch, device)
         model.eval()
         with torch.no_grad():
-            return cpu_seconds(lambda: model(**inputs), reps=2)
+            return seconds(lambda: model(**inputs), reps=2 if not on_gpu else 5)
 
     def attack_batch(name: str) -> Callable[[int], float]:
         budgets = {m: restrict_budget(b, ("audio", "visual")) for m, b in
@@ -141,53 +171,61 @@ def measure_steps(quick: bool) -> dict[str, Fit]:
         kwargs = {} if name == "fgsm" else {"steps": steps}
 
         def run(batch: int) -> float:
-            inputs, labels = _inputs(batch)
+            inputs, labels = _inputs(batch, device)
             attacker = Attacker(model.eval(), name, by_key, **kwargs)
 
             def job_batch() -> None:
                 advs = attacker(inputs, labels)
                 predict_sets(model, list(advs.values()), share_features=True)
 
+            scale = 10 / steps if name != "fgsm" else 1
+            if on_gpu:
+                return gpu_seconds(job_batch, reps=3) * scale
             start = time.process_time()  # no warm-up: the forward passes above warmed up
             job_batch()
-            return (time.process_time() - start) * (10 / steps if name != "fgsm" else 1)
+            return (time.process_time() - start) * scale
 
         return run
 
     queries, memory = make_problem(512, 1024, 32, seed=0)
-    queries, memory = queries.float(), memory.float()
+    queries, memory = queries.float().to(device), memory.float().to(device)
 
     def lasso(batch: int) -> float:
         def code() -> None:
             f = queries[:batch].clone().requires_grad_(True)
             sparse_code(f, memory, 0.1).sum().backward()
 
-        return cpu_seconds(code)
+        return seconds(code)
 
-    resnet50 = torchvision.models.resnet50()
+    resnet50 = torchvision.models.resnet50().to(device)
     r50_optim = torch.optim.SGD(resnet50.parameters(), lr=0.1)
 
     def resnet50_step(batch: int) -> float:
-        images = torch.rand(batch, 3, IMAGE, IMAGE)
-        labels = torch.zeros(batch, dtype=torch.long)
+        images = torch.rand(batch, 3, IMAGE, IMAGE, device=device)
+        labels = torch.zeros(batch, dtype=torch.long, device=device)
 
         def step() -> None:
             r50_optim.zero_grad()
             torch.nn.functional.cross_entropy(resnet50(images), labels).backward()
             r50_optim.step()
 
-        return cpu_seconds(step)
+        return seconds(step)
 
-    small, large = (1, 2) if quick else (2, 4)
-    fits = {
-        "train_step": Fit.of(train_step, small, large),
-        "forward": Fit.of(forward, small, large),
-        "fgsm": Fit.of(attack_batch("fgsm"), small, large),
-        "pgd": Fit.of(attack_batch("pgd"), 1, 2),
-        "mim": Fit.of(attack_batch("mim"), 1, 2),
-        "lasso": Fit.of(lasso, 8, 32),
-        "resnet50_step": Fit.of(resnet50_step, 1, 2),
-    }
+    if on_gpu:  # the paper's batch sizes and half of them; ResNet-50 at the published 256
+        train, ev, attack, r50 = (24, 48), (16, 32), (16, 32), (128, 256)
+    else:
+        train = ev = (1, 2) if quick else (2, 4)
+        attack, r50 = (1, 2), (1, 2)
+    with run_settings(torch.get_num_threads(), True, device):  # as the jobs run
+        fits = {
+            "train_step": Fit.of(train_step, *train),
+            "forward": Fit.of(forward, *ev),
+            "fgsm": Fit.of(attack_batch("fgsm"), *ev),
+            "pgd": Fit.of(attack_batch("pgd"), *attack),
+            "mim": Fit.of(attack_batch("mim"), *attack),
+            "lasso": Fit.of(lasso, 8, 32),
+        }
+    fits["resnet50_step"] = Fit.of(resnet50_step, *r50)  # as NVIDIA's figure: no determinism
     return fits
 
 
@@ -242,7 +280,8 @@ def cost_jobs(jobs: list[Job], fits: dict[str, Fit], config: dict) -> list[Job]:
     train_batch = config["train"]["batch_size"]
     eval_batch = config["evaluation"]["batch_size"]
     steps = config["evaluation"]["steps"]
-    lasso = fits["lasso"].per_sample * 2  # two modalities, each sample on its own
+    # per sample, two modalities: a call codes a batch, and on a GPU its fixed cost dominates
+    lasso = fits["lasso"](eval_batch) / eval_batch * 2
     out = []
     for job in (j for j in jobs if j.rule in GPU_RULES):
         w = job.wildcards
@@ -386,12 +425,90 @@ def section(fits: dict[str, Fit], jobs: list[Job], gpus: tuple[int, ...]) -> str
     return "\n".join(lines)
 
 
-def run(quick: bool = False, gpus: tuple[int, ...] = (1, 4, 8, 16)) -> list[dict]:
-    """Rows {benchmark, figure, value, target, met}; the per-rule table as a section."""
+def measure_gpu(path: Path, quick: bool = False) -> dict:
+    """Time the steps on this machine's GPU and write them to ``path`` (JSON), with the
+    device, torch and CUDA versions: the jobs' costs are then computed where Snakemake is."""
+    if not torch.cuda.is_available():
+        raise SystemExit("measure-gpu: no usable CUDA device on this machine")
+    fits = measure_steps(quick, torch.device("cuda"))
+    record = {
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fits": {k: {"fixed": f.fixed, "per_sample": f.per_sample} for k, f in fits.items()},
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def gpu_rows(measured: dict, planned: list[Job], config: dict, gpus: tuple[int, ...]) -> list:
+    """Rows and a section from step times measured on a GPU (:func:`measure_gpu`): the
+    jobs' GPU seconds are their measured steps' sums, no scaling."""
+    fits = {k: Fit(**v) for k, v in measured["fits"].items()}
+    jobs = cost_jobs([Job(j.rule, dict(j.wildcards)) for j in planned], fits, config)
+    name = measured["device"]
+    hours = sum(j.seconds for j in jobs) / 3600
+    r50 = 256 / fits["resnet50_step"](256)
+    rows = [
+        _row(f"paper study: one training step, concat model, batch 48, {name} s",
+             round(fits["train_step"](48), 4)),
+        *(
+            _row(f"paper study: one evaluation batch of 32 (A, V, AV + scoring), "
+                 f"{n.upper()}{'' if n == 'fgsm' else '-10'}, {name} s", round(fits[n](32), 4))
+            for n in ("fgsm", "pgd", "mim")
+        ),
+        _row(f"ResNet-50 training at batch 256 on {name}, images/s (NVIDIA's A100 TF32 figure: "
+             f"{GPU_REFERENCES['A100 (TF32)']:.0f})", round(r50)),
+        _row(f"paper study: {name} GPU-hours (measured steps)", round(hours, 2)),
+        *(
+            _row(f"paper study: wall hours on {n} x {name} (list schedule, measured steps)",
+                 round(wall_seconds(jobs, n) / 3600, 3))
+            for n in gpus
+        ),
+    ]  # fmt: skip
+    per_rule = [
+        f"| {rule} | {len(mine)} | {sum(j.seconds for j in mine) / 3600:.3f} | "
+        f"{max(j.seconds for j in mine) / 60:.1f} |"
+        for rule in GPU_RULES
+        if (mine := [j for j in jobs if j.rule == rule])
+    ]
+    body = "\n".join([
+        f"Step times measured on one {name} (torch {measured['torch']}, CUDA "
+        f"{measured['cuda']}, {measured['measured']}; `python bench/study_cost.py --measure-gpu "
+        f"{MEASURED_GPU.relative_to(REPO)}`): wall seconds waited for on the device, median "
+        "of repeated calls after warm-up, at the paper's batch sizes, with the jobs' "
+        "deterministic settings. The jobs and clip counts are those of the CPU section above; "
+        "each job's GPU time is its steps' sum, no scaling.",
+        "",
+        "| rule | jobs | GPU-hours | longest job, minutes |",
+        "|---|---:|---:|---:|",
+        *per_rule,
+        f"| all | {len(jobs)} | {hours:.2f} | |",
+        "",
+        "Steps (s, `fixed + per_sample x batch`): "
+        + "; ".join(f"{k} {f.fixed:.4f} + {f.per_sample:.5f} b" for k, f in fits.items())
+        + f". ResNet-50 training at batch 256 runs at {r50:,.0f} images/s here. Not counted: "
+        "data loading (the figure assumes the loader keeps up), job start-up, queue waits.",
+    ])  # fmt: skip
+    rows[-1]["section"] = {"title": f"What the paper's study costs on one {name}", "body": body}
+    return rows
+
+
+def run(
+    quick: bool = False, gpus: tuple[int, ...] = (1, 4, 8, 16), measured: Path = MEASURED_GPU
+) -> list[dict]:
+    """Rows {benchmark, figure, value, target, met}; the per-rule table as a section. Step
+    times measured on a GPU (``measured``, when that file exists) add their own rows."""
     torch.set_num_threads(1)
     config = yaml.safe_load(PAPER.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         planned = planned_jobs(fresh_copy(Path(tmp) / "paper"))
+    gpu_measured = (
+        gpu_rows(json.loads(measured.read_text()), planned, config, gpus)
+        if measured.exists()
+        else []
+    )
     fits = measure_steps(quick)
     jobs = cost_jobs(planned, fits, config)
     cpu_hours = sum(j.seconds for j in jobs) / 3600
@@ -424,14 +541,24 @@ def run(quick: bool = False, gpus: tuple[int, ...] = (1, 4, 8, 16)) -> list[dict
                 for n in gpus
             ),
         ]  # fmt: skip
-    return rows
+    return rows + gpu_measured
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument(
+        "--measure-gpu",
+        type=Path,
+        metavar="FILE",
+        help="only time the steps on this machine's GPU and write them to FILE (no Snakemake "
+        f"needed); the rows use {MEASURED_GPU.relative_to(REPO)} when it exists",
+    )
     args = parser.parse_args()
+    if args.measure_gpu:
+        print(json.dumps(measure_gpu(args.measure_gpu, args.quick), indent=1))
+        return
     for row in run(args.quick, tuple(args.gpus)):
         print(f"{row['figure']}: {row['value']}")
         if row.get("section"):

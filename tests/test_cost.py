@@ -126,6 +126,26 @@ def test_jobs_are_costed_from_epochs_clips_and_attacks(cost: ModuleType) -> None
     ]
 
 
+def test_gpu_measured_steps_cost_the_jobs_without_scaling(cost: ModuleType) -> None:
+    """Step times from ``--measure-gpu`` give each job its steps' sum, in hours, unscaled."""
+    config = yaml.safe_load((REPO / "config/paper.yaml").read_text())
+    measured = {
+        "device": "Some GPU",
+        "torch": "2.x",
+        "cuda": "13.0",
+        "measured": "2026-01-01T00:00:00",
+        "fits": {step: {"fixed": 0.0, "per_sample": 1.0} for step in STEPS},
+    }
+    planned = [cost.Job("memory_bank", {"dataset": "ave", "model": "minsim"})]
+    rows = cost.gpu_rows(measured, planned, config, (1, 2))
+    by_figure = {r["figure"]: r["value"] for r in rows}
+    assert by_figure["paper study: Some GPU GPU-hours (measured steps)"] == round(3339 / 3600, 2)
+    assert planned[0].seconds == 0.0  # the planned jobs are left as they were
+    section = rows[-1]["section"]
+    assert section["title"].endswith("on one Some GPU")
+    assert "| memory_bank | 1 | 0.927 |" in section["body"]
+
+
 @pytest.mark.skipif(not LISTS.is_dir(), reason="the published lists are not beside the project")
 def test_clip_counts_are_the_published_lists(cost: ModuleType) -> None:
     def rows(name: str) -> int:

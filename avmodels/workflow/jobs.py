@@ -7,12 +7,14 @@ so the library never imports Snakemake.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import platform
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -156,7 +158,12 @@ def job(
     input (:class:`avmodels.atomic.InputError`) ends the job in one line instead, and an input
     the workflow wrote that cannot be loaded is set aside (:func:`set_aside`), so the next run
     rebuilds it and what reads it.
+
+    A step run as Snakemake's script (``smk`` is its ``snakemake``) ends its process when the
+    block is done and its provenance written (:func:`end_process`), so the script's ``with
+    job(...)`` block is its last statement.
     """
+    collect_again()
     log_file = smk.log[0] if len(smk.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -210,3 +217,44 @@ def job(
             entry = dict(record, output=path, output_hash=file_hash(path))
             text = json.dumps(entry, indent=1, sort_keys=True, default=str)
             atomic.write_text(record_path(path), text)
+    if is_main_script(smk):
+        end_process()
+
+
+def collect_again() -> None:
+    """Turn garbage collection back on, leaving the objects made so far out of it.
+
+    ``workflow_scripts/_library.py`` turns collection off while the script imports its
+    packages: torch's import makes hundreds of thousands of objects that live as long as the
+    process, and collecting among them only costs time. :func:`gc.freeze` keeps them out of
+    later collections too. Where collection is on already (a step run in-process), nothing
+    changes.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+def is_main_script(smk: Any) -> bool:
+    """Whether ``smk`` is the ``snakemake`` object of the script running as ``__main__``."""
+    main = sys.modules.get("__main__")
+    return main is not None and getattr(main, "snakemake", None) is smk
+
+
+def end_process() -> None:
+    """End a finished step's process at once: flush and close the logs and the standard
+    streams, then exit with status 0 without the interpreter's teardown (clearing torch's
+    modules and objects is a noticeable part of a short job, and buys nothing: the step's
+    outputs and records are written and closed). A step that left child processes (data loader
+    workers) or threads running exits the usual way, which stops and waits for them."""
+    pool = sys.modules.get("multiprocessing")  # a step that never imported it started none
+    if (pool is not None and pool.active_children()) or any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
+        return
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
