@@ -5,9 +5,11 @@ transforms, batch 12, persistent workers, as :func:`avmodels.study.running.make_
 for ``threads`` = N + 1). Clips: the embedded synthetic_music dataset (96x96 frames),
 rendered and preprocessed into a temporary directory first. Wall-clock time over whole
 epochs after one warm-up epoch (which starts the workers); the figure scales with the
-cores actually free, so run it on an otherwise idle machine.
+cores actually free, so run it on an otherwise idle machine. ``--manifest`` measures the clips
+of a manifest made elsewhere (``avrobust preprocess`` output), so a machine without ffmpeg can
+run it.
 
-    python bench/loader_workers.py [--workers N] [--epochs 3] [--per-class 4]
+    python bench/loader_workers.py [--workers N] [--epochs 3] [--per-class 4] [--manifest CSV]
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-from data_loading import make_manifest
 
 from avmodels.study.running import make_loader
 
@@ -48,7 +49,7 @@ def run(quick: bool = False, workers: int | None = None) -> list[dict]:
     torch.set_num_threads(1)
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = make_manifest(Path(tmp), per_class)
+        manifest = rendered(Path(tmp), per_class)
         rates = {n: samples_per_second(manifest, n, epochs) for n in (1, workers)}
     shape = f"{PAPER['image_size']} px crops, {PAPER['audio_samples']} audio samples, batch 12"
     return [
@@ -61,6 +62,13 @@ def run(quick: bool = False, workers: int | None = None) -> list[dict]:
          "value": round(rates[workers] / rates[1], 2), "target": None, "met": None,
          "section": {"title": "Training DataLoader workers", "body": _note(rates, load)}}
     ]  # fmt: skip
+
+
+def rendered(root: Path, per_class: int) -> Path:
+    """Render and preprocess embedded clips under ``root``; their manifest."""
+    from data_loading import make_manifest  # ffmpeg: only where clips are rendered
+
+    return make_manifest(root, per_class)
 
 
 def _note(rates: dict[int, float], load: tuple[float, ...]) -> str:
@@ -85,10 +93,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--per-class", type=int, default=4)
+    parser.add_argument("--manifest", type=Path, help="measure these clips; none rendered")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = make_manifest(Path(tmp), args.per_class)
+        manifest = args.manifest or rendered(Path(tmp), args.per_class)
         one = samples_per_second(manifest, 1, args.epochs)
         many = samples_per_second(manifest, args.workers, args.epochs)
     print(f"workers=1: {one:.1f} samples/s")

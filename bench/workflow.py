@@ -399,14 +399,23 @@ def study_run(root: Path, config: list[str], startup_reps: int) -> tuple[list[di
         _row("  start-up x jobs / (cores x wall)", round(startup * len(jobs) / capacity, 3)),
     ]  # fmt: skip
     if not met:
-        rows[1]["profile"] = (
-            f"{len(jobs)} jobs each start a Python interpreter that imports torch "
-            f"and avmodels ({startup:.1f} s wall, {startup_cpu:.1f} s CPU each, measured here) "
-            f"before its step starts: {startup * len(jobs):.0f} core-s of "
-            f"{capacity - work:.0f} core-s outside the steps. "
-            "See 'Where the workflow's time goes' for the rules.\n" + import_profile(root)
-        )
+        rows[1]["profile"] = startup_note(
+            len(jobs), lifetimes - work, capacity - work, startup, startup_cpu
+        ) + import_profile(root)
     return rows, True
+
+
+def startup_note(jobs: int, outside: float, lost: float, startup: float, cpu: float) -> str:
+    """Why the overhead is what it is: the jobs' time outside their steps against the probe."""
+    return (
+        f"{jobs} jobs each start a Python interpreter that imports torch and avmodels before "
+        f"its step starts, and end it after: {outside:.0f} core-s outside the steps in all "
+        f"({outside / jobs:.1f} per job), of {lost:.0f} core-s of capacity lost with the "
+        f"scheduler's and the idle cores'. The probe `python -c \"{STARTUP_CODE}\"` takes "
+        f"{startup:.1f} s wall, {cpu:.1f} s CPU, the interpreter's teardown included, which "
+        "a job skips (avmodels.workflow.jobs.end_process). See 'Where the workflow's time "
+        "goes' for the rules.\n"
+    )
 
 
 def without_autoattack(root: Path, config: list[str], with_wall: float) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -168,3 +169,30 @@ def test_compute_jobs_write_their_benchmark_files(tmp_path: Path) -> None:
             (row,) = list(csv.DictReader(fh, delimiter="\t"))
         assert float(row["s"]) > 0 and float(row["cpu_time"]) > 0, (step, row)
     assert not list((root / "results").rglob("*.tsv")), "benchmarks stay out of results/"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_measure_gpu_without_a_gpu_stops_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "steps.json"
+    done = subprocess.run(
+        [sys.executable, "bench/study_cost.py", "--measure-gpu", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == "measure-gpu: no usable CUDA device on this machine"
+    assert not out.exists()
+
+
+def test_loader_bench_measures_a_given_manifest(tmp_path: Path) -> None:
+    """``bench/loader_workers.py --manifest`` reads clips made elsewhere, rendering none."""
+    from test_train import make_manifests
+
+    manifest = make_manifests(tmp_path / "clips", per_class=2)["train"]
+    done = subprocess.run(
+        [sys.executable, "bench/loader_workers.py", "--manifest", str(manifest),
+         "--workers", "1", "--epochs", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rates = [float(line.split()[1]) for line in done.stdout.splitlines() if "samples/s" in line]
+    assert len(rates) == 2 and min(rates) > 0, done.stdout
