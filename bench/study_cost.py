@@ -51,9 +51,11 @@ from pathlib import Path
 import torch
 import torchvision
 import yaml
+from _timing import interleaved
 from sparse_code import make_problem
 from workflow import failure_reason, fresh_copy, job_count, snakemake
 
+from avmodels import atomic
 from avmodels.models.model import ModelConfig, build_model
 from avmodels.robustness.attacks import predict_sets
 from avmodels.robustness.lasso import sparse_code
@@ -83,29 +85,11 @@ UNIMODAL = ("audio", "visual")
 CPU = torch.device("cpu")
 
 
-def cpu_seconds(fn: Callable[[], object], reps: int = 1) -> float:
-    """Smallest CPU time of ``reps`` calls after one warm-up call."""
-    fn()
-    best = math.inf
-    for _ in range(reps):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
-
-
-def gpu_seconds(fn: Callable[[], object], reps: int = 5) -> float:
-    """Median wall time of ``reps`` calls after two warm-up calls, each waited for on the GPU."""
-    for _ in range(2):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def step_seconds(fn: Callable[[], object], reps: int, device: torch.device = CPU) -> float:
+    """One call's time after a warm-up call (:func:`_timing.interleaved`): on the CPU the
+    smallest CPU time of ``reps`` calls, on a GPU the median wall time, waited for on it."""
+    times = interleaved({"step": fn}, reps, str(device))["step"]
+    return statistics.median(times) if device.type == "cuda" else min(times)
 
 
 @dataclass
@@ -145,7 +129,9 @@ def measure_steps(quick: bool, device: torch.device = CPU) -> dict[str, Fit]:
     optim = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     steps = 2 if quick else 10
     on_gpu = device.type == "cuda"
-    seconds = gpu_seconds if on_gpu else cpu_seconds
+
+    def seconds(fn: Callable[[], object], cpu_reps: int = 1) -> float:
+        return step_seconds(fn, 5 if on_gpu else cpu_reps, device)
 
     def train_step(batch: int) -> float:
         inputs, labels = _inputs(batch, device)
@@ -162,7 +148,7 @@ def measure_steps(quick: bool, device: torch.device = CPU) -> dict[str, Fit]:
         inputs, _ = _inputs(batch, device)
         model.eval()
         with torch.no_grad():
-            return seconds(lambda: model(**inputs), reps=2 if not on_gpu else 5)
+            return seconds(lambda: model(**inputs), cpu_reps=2)
 
     def attack_batch(name: str) -> Callable[[int], float]:
         budgets = {m: restrict_budget(b, ("audio", "visual")) for m, b in
@@ -180,7 +166,7 @@ def measure_steps(quick: bool, device: torch.device = CPU) -> dict[str, Fit]:
 
             scale = 10 / steps if name != "fgsm" else 1
             if on_gpu:
-                return gpu_seconds(job_batch, reps=3) * scale
+                return step_seconds(job_batch, 3, device) * scale
             start = time.process_time()  # no warm-up: the forward passes above warmed up
             job_batch()
             return (time.process_time() - start) * scale
@@ -438,7 +424,7 @@ def measure_gpu(path: Path, quick: bool = False) -> dict:
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "fits": {k: {"fixed": f.fixed, "per_sample": f.per_sample} for k, f in fits.items()},
     }
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    atomic.write_text(path, json.dumps(record, indent=1) + "\n")
     return record
 
 
