@@ -5,18 +5,26 @@ temporary file beside the target, is flushed to disk, and only then replaces the
 (``os.replace``). A crash or an error while writing leaves the old target, or none, never a
 truncated one. (Clip folders and rendered videos, which ffmpeg writes, are built under a
 temporary name and renamed whole by :mod:`avmodels.data.media` and :mod:`avmodels.data.synthetic`.)
-Importing this module does not import torch.
+:class:`Rows` is a table a step writes as CSV without importing pandas. Importing this module
+imports neither torch nor pandas.
 """
 
 from __future__ import annotations
 
+import csv
 import io
+import math
+import numbers
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class InputError(Exception):
@@ -83,9 +91,94 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_csv(frame: Any, path: str | Path, **kwargs: Any) -> None:
-    """``frame.to_csv(path, **kwargs)`` (a pandas DataFrame) written atomically."""
+    """``frame.to_csv(path, **kwargs)`` (a pandas DataFrame or :class:`Rows`) written
+    atomically."""
     with writing(path, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, **kwargs)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A table as its column names and one mapping per row (missing keys are empty cells).
+
+    What a step writes without importing pandas, whose import every job of the step would
+    pay: :meth:`to_csv` writes the bytes ``frame().to_csv(fh, index=False)`` writes for
+    columns of Python numbers and strings (floats as their shortest repr, NaN and None as
+    empty cells, a column of integers and floats written as floats).
+    """
+
+    columns: tuple[str, ...]
+    records: tuple[Mapping[str, Any], ...]
+
+    def __init__(self, columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> None:
+        object.__setattr__(self, "columns", tuple(columns))
+        object.__setattr__(self, "records", tuple(records))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def column(self, name: str) -> list[Any]:
+        """The values of column ``name``, None where a row has none."""
+        return [r.get(name) for r in self.records]
+
+    def frame(self) -> pd.DataFrame:
+        """The table as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.records), columns=list(self.columns))
+
+    def to_csv(self, fh: IO[str], index: bool = False) -> None:
+        """Write the table as CSV (a header line, then one line per row) to ``fh``."""
+        if index:
+            raise ValueError("Rows are written without an index")
+        as_float = {c: _mixed_numbers(self.column(c)) for c in self.columns}
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(self.columns)
+        for record in self.records:
+            writer.writerow(_cell(record.get(c), as_float[c]) for c in self.columns)
+
+    def text(self, leave_out: Sequence[str] = ()) -> str:
+        """The table as aligned plain text (for a log), columns ``leave_out`` left out."""
+        shown = [c for c in self.columns if c not in leave_out]
+        cells = [shown] + [[_shown(r.get(c)) for c in shown] for r in self.records]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(shown))]
+        return "\n".join(
+            " ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+            for row in cells
+        )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _mixed_numbers(values: list[Any]) -> bool:
+    """Whether a column holds floats (NaN or None count) beside integers: pandas then writes
+    its integers as floats."""
+    numeric = [v for v in values if not isinstance(v, bool)]
+    has_float = any(isinstance(v, float) or v is None for v in numeric)
+    has_int = any(isinstance(v, numbers.Integral) for v in numeric)
+    return has_float and has_int
+
+
+def _cell(value: Any, as_float: bool) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return repr(float(value)) if as_float else str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    return str(value)
+
+
+def _shown(value: Any) -> str:
+    if _missing(value):
+        return "NaN"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def torch_bytes(obj: Any) -> bytes:

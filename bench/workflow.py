@@ -26,6 +26,9 @@ Snakefile, configs, profiles and environments), so nothing left in the working t
     to the report as its own section.
 (e) The same study with no APGD and Square jobs (``autoattack.attacks: []``) in another fresh
     copy: the wall time those jobs add, ``wall with / wall without - 1``, target <= 0.15.
+(f) The SLURM executor plugin's probe: when Snakemake loads it, it runs ``scontrol show
+    config`` (10 s timeout). Where ``scontrol`` is installed but no controller answers, every
+    Snakemake start waits out that timeout; the row says which case this machine is.
 
 All times are wall-clock times of a machine that may be shared; CPU seconds are reported
 beside them. Quick mode: the tiny config and fewer repetitions.
@@ -318,6 +321,26 @@ def _median_cpu(runs: list[Timed]) -> float:
     return round(statistics.median(r.cpu for r in runs), 2)
 
 
+def slurm_probe() -> dict:
+    """(f) How long ``scontrol show config`` takes here, as the SLURM plugin runs it."""
+    figure = "SLURM plugin's probe at each Snakemake start: `scontrol show config` wall s"
+    if shutil.which("scontrol") is None:
+        return _row(figure, 0.0, case="no scontrol on PATH: the probe returns at once")
+    started = time.perf_counter()
+    try:
+        answered = (
+            subprocess.run(
+                ["scontrol", "show", "config"], capture_output=True, timeout=10
+            ).returncode
+            == 0
+        )
+    except subprocess.TimeoutExpired:
+        answered = False
+    wall = time.perf_counter() - started
+    case = "the controller answered" if answered else "no controller answered"
+    return _row(figure, round(wall, 2), case=case)
+
+
 def paper_dry_run(root: Path, reps: int) -> list[dict]:
     """(c) the paper configuration's dry run in a fresh copy."""
     args = ["-n", "all", "--configfile", "config/paper.yaml"]
@@ -451,6 +474,7 @@ def run(quick: bool = False) -> list[dict]:
     config = ["--configfile", "config/tiny.yaml"] if quick else []
     reps = 1 if quick else 3
     keep = os.environ.get(KEEP_ENV)
+    probe = [slurm_probe()]
     with tempfile.TemporaryDirectory(prefix="avrobust-bench-") as tmp:
         paper = paper_dry_run(fresh_copy(Path(tmp) / "paper"), reps)
         root = fresh_copy(Path(keep) if keep else Path(tmp) / "study")
@@ -459,7 +483,7 @@ def run(quick: bool = False) -> list[dict]:
             rows += noop_dry_run(root, config, reps=max(reps, 2))
             without = fresh_copy(Path(tmp) / "without")
             rows += without_autoattack(without, config, with_wall=rows[0]["value"])
-    return rows + paper
+    return rows + paper + probe
 
 
 def main() -> None:

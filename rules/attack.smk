@@ -34,6 +34,7 @@ rule autoattack:
         "logs/{dataset}/autoattack/{model}/{defense}/{eps}.log",
     benchmark:
         "benchmarks/{dataset}/autoattack/{model}/{defense}/{eps}.tsv"
+    priority: 1  # a long job: started last, it would end the run on one core
     conda:
         "../envs/avmodels.yaml"
     threads: 1

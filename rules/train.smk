@@ -26,6 +26,7 @@ rule train:
         "logs/{dataset}/train/{model}.log",
     benchmark:
         "benchmarks/{dataset}/train/{model}.tsv"
+    priority: 1  # a long job: started last, it would end the run on one core
     conda:
         "../envs/avmodels.yaml"
     threads: 1
@@ -52,6 +53,7 @@ rule memory_bank:
         "logs/{dataset}/memory/{model}.log",
     benchmark:
         "benchmarks/{dataset}/memory/{model}.tsv"
+    priority: 1  # on the way to the fine-tuned model and its evaluations
     conda:
         "../envs/avmodels.yaml"
     threads: 1
@@ -80,6 +82,7 @@ rule finetune:
         "logs/{dataset}/finetune/{model}_exfmem.log",
     benchmark:
         "benchmarks/{dataset}/finetune/{model}_exfmem.tsv"
+    priority: 1  # a long job: started last, it would end the run on one core
     conda:
         "../envs/avmodels.yaml"
     threads: 1

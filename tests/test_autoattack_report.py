@@ -109,7 +109,7 @@ def test_each_attack_and_the_worst_case_per_mode(trained, manifests):
     job = settings(paper_budget=False, batch_size=3)
     rows = evaluate_autoattack(
         trained, manifests["test"], specs, EPS, job, model_name="concat", progress=False
-    )
+    ).frame()
     assert list(rows.columns) == COLUMNS
     expected = [("clean", "clean")] + [(m, a) for m in ("a", "v", "av") for a in (*specs, WORST)]
     assert list(zip(rows["mode"], rows["attack"], strict=True)) == expected
@@ -124,7 +124,7 @@ def test_each_attack_and_the_worst_case_per_mode(trained, manifests):
     # a quarter of both inputs' range flips clips of the easy set (see test_evaluate.EPS)
     assert clips[("av", WORST)].mean() < 100.0
     again = evaluate_autoattack(trained, manifests["test"], specs, EPS, job, progress=False)
-    assert again["correct"].tolist() == rows["correct"].tolist()  # seeded
+    assert again.column("correct") == rows["correct"].tolist()  # seeded
 
 
 def test_bpda_attacks_exfmem_and_scores_it_as_it_is(trained, manifests):
@@ -138,15 +138,15 @@ def test_bpda_attacks_exfmem_and_scores_it_as_it_is(trained, manifests):
         evaluate_autoattack(defended, manifests["test"], specs, EPS, job, bpda=b, progress=False)
         for b in (False, True)
     )
-    assert plain.loc[0, "correct"] == bpda.loc[0, "correct"]  # same model scores the clean clips
-    assert bpda["n"].gt(0).all()
+    assert plain.column("correct")[0] == bpda.column("correct")[0]  # the same clean clips' scores
+    assert all(n > 0 for n in bpda.column("n"))
 
 
 def test_a_unimodal_model_gets_only_its_own_mode(manifests):
     audio = build_model(ModelConfig(variant="audio", num_classes=3)).eval()
     specs = attack_specs([{"attack": "square", "steps": 2}], seed=0)
     rows = evaluate_autoattack(audio, manifests["test"], specs, 0.01, settings(), progress=False)
-    assert rows["mode"].tolist() == ["clean", "a", "a"]
+    assert rows.column("mode") == ["clean", "a", "a"]
 
 
 # --- the table and the findings, on synthetic evaluations --------------------------------------

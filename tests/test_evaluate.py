@@ -62,7 +62,7 @@ def test_rows_and_attacked_accuracy(trained, manifests, attack):
     job = settings(paper_budget=False, batch_size=3, steps=3)
     rows = evaluate(
         trained, manifests["test"], attack, EPS, job, dataset="tiny", model_name="concat", **DATA
-    )
+    ).frame()
     assert list(rows.columns) == [*EVAL_COLUMNS, "correct"]
     assert rows["mode"].tolist() == ["clean", "a", "v", "av"]
     assert [c.count("1") for c in rows["correct"]] == rows["n_correct"].tolist()
@@ -85,7 +85,7 @@ def test_evaluation_is_deterministic(trained, manifests):
     job = settings(paper_budget=True, batch_size=4, steps=2)
     first = evaluate(trained, manifests["test"], "pgd", 0.02, job, **DATA)
     second = evaluate(trained, manifests["test"], "pgd", 0.02, job, **DATA)
-    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(first.frame(), second.frame())
 
 
 @pytest.mark.parametrize(
@@ -100,8 +100,9 @@ def test_unimodal_modes(manifests, variant, omit, score):
     model = build_model(ModelConfig(variant=variant, num_classes=2))
     job = settings(batch_size=4)
     rows = evaluate(model, manifests["test"], "fgsm", 0.01, job, **DATA)
-    assert rows["mode"].tolist() == omit
+    assert rows.column("mode") == omit
     rows = evaluate(model, manifests["test"], "fgsm", 0.01, job, inapplicable="score", **DATA)
+    rows = rows.frame()
     assert rows["mode"].tolist() == score
     acc = rows.set_index("mode")["accuracy"]
     unseen = "v" if variant == "audio" else "a"  # the perturbation never reaches the model
@@ -145,7 +146,7 @@ def test_defended_model(trained, manifests):
         defense="exfmem",
         loss=defenses.adaptive_attack_loss("minsim"),
         **DATA,
-    )
+    ).frame()
     assert rows["mode"].tolist() == ["clean", "a", "v", "av"]
     assert (rows["defense"] == "exfmem").all()
     acc = rows.set_index("mode")["accuracy"]

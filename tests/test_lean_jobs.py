@@ -22,7 +22,8 @@ HEAVY = {
     "torch", "torchvision", "torchaudio", "pandas", "scipy", "sklearn", "matplotlib", "PIL",
     "yt_dlp",
 }  # fmt: skip
-NETWORKS = {"torch", "pandas"}  # steps running networks read manifests and write CSVs
+NETWORKS = {"torch"}  # steps running networks read manifests and write CSVs with csv
+ANALYSES = {"torch", "pandas"}  # the analyses pick clips by class and summarise with pandas
 FIGURES = {"matplotlib", "PIL", "pandas"}  # PIL comes with matplotlib
 #: Heavy packages each step may import when it starts; all others stay out.
 ALLOWED: dict[str, set[str]] = {
@@ -31,8 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "autoattack": NETWORKS,
     "finetune": NETWORKS,
     "memory_bank": NETWORKS,
-    "localization": NETWORKS,
-    "embeddings": NETWORKS,
+    "localization": ANALYSES,
+    "embeddings": ANALYSES,
     "budget_figure": FIGURES,
     "localization_figure": FIGURES,
     "tsne_figure": FIGURES,  # scikit-learn only inside the t-SNE call

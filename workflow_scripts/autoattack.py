@@ -35,4 +35,4 @@ with job(snakemake, on_error=mark_failed) as log:
         defense=wc.defense,
     )
     atomic.write_csv(rows, snakemake.output[0], index=False)
-    log.info("\n%s", rows.drop(columns="correct").to_string(index=False))
+    log.info("\n%s", rows.text(leave_out=["correct"]))

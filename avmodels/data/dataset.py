@@ -32,15 +32,16 @@ and the conversion to float32 are one strided uint8 copy and one division.
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import random
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import simplejpeg
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,9 @@ from torch.utils.data import Dataset
 from avmodels.atomic import InputError
 from avmodels.data import clips
 from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EDGE_SECONDS = 3.0  # training frames keep at least this far from both ends of the clip
 VOLUME = (0.5, 1.5)  # training gain range
@@ -202,20 +206,25 @@ class EmptySplit(InputError):
     """A split that must hold clips (training, validation, test) lists none."""
 
 
+def manifest_rows(manifest: str | Path | pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
+    """A manifest's column names and rows, from its CSV file (values as text; read with the
+    ``csv`` module: the jobs that read manifests do not import pandas) or a DataFrame."""
+    if not isinstance(manifest, str | os.PathLike):
+        return [str(c) for c in manifest.columns], manifest.to_dict("records")
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
 def require_clips(manifest: str | Path | pd.DataFrame, split: str, dataset: str = "") -> int:
     """The number of clips of ``manifest``; :class:`EmptySplit` naming ``dataset`` and ``split``
     when there are none (a validation split without clips would make epoch 1 the "best" one,
     a test split without clips a 0 % accuracy)."""
-    if isinstance(manifest, pd.DataFrame):
-        count, source = len(manifest), ""
-    else:
-        try:
-            count = len(pd.read_csv(manifest))
-        except pd.errors.EmptyDataError:  # not even a header
-            count = 0
-        source = f" ({manifest})"
+    count = len(manifest_rows(manifest)[1])
     if count == 0:
         name = f"dataset {dataset}: " if dataset else ""
+        source = f" ({manifest})" if isinstance(manifest, str | os.PathLike) else ""
         raise EmptySplit(f"{name}the {split} split has no clips{source}")
     return count
 
@@ -225,24 +234,29 @@ def read_manifest(
 ) -> list[_Clip]:
     """Clips of a manifest; relative ``clip_dir`` paths are taken from ``root`` (default: the
     manifest file's directory, or the working directory for a DataFrame)."""
-    if isinstance(manifest, pd.DataFrame):
-        frame, base = manifest, Path(root) if root is not None else Path.cwd()
-    else:
-        frame = pd.read_csv(manifest)
+    columns, rows = manifest_rows(manifest)
+    if isinstance(manifest, str | os.PathLike):
         base = Path(root) if root is not None else Path(manifest).resolve().parent
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    else:
+        base = Path(root) if root is not None else Path.cwd()
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"manifest lacks column(s) {missing}")
     return [
         _Clip(
-            base / str(r.clip_dir),
-            int(r.label_index),
-            int(r.num_samples),
-            int(r.num_frames),
-            float(r.duration),
+            base / str(r["clip_dir"]),
+            _integer(r["label_index"]),
+            _integer(r["num_samples"]),
+            _integer(r["num_frames"]),
+            float(r["duration"]),
         )
-        for r in frame.itertuples(index=False)
+        for r in rows
     ]
+
+
+def _integer(value: Any) -> int:
+    """An integer cell, written as an integer ("12") or a float ("12.0")."""
+    return int(value) if isinstance(value, int) else int(float(value))
 
 
 class AVDataset(Dataset):

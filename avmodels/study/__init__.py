@@ -153,7 +153,7 @@ _EXPORTS = {  # public name -> the module defining it
     "load_evaluations": "tables",
     "loader_workers": "running",
     "make_loader": "running",
-    "manifest_frame": "evaluate",
+    "manifest_frame": "analyses",
     "masking_checks": "autotable",
     "masking_findings": "autotable",
     "masking_verdict": "autotable",

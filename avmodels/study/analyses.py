@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,6 @@ from avmodels.settings import EvalSettings
 from avmodels.study.evaluate import (
     attacked_batches,
     budget_key,
-    manifest_frame,
     mode_budgets,
     nominal_budgets,
     restrict_budget,
@@ -41,6 +41,17 @@ log = logging.getLogger(__name__)
 LOCALIZATION_COLUMNS = [
     "mode", "eps_audio", "eps_visual", "accuracy", "overlap", "peak_shift", "com_shift", "n",
 ]  # fmt: skip
+
+
+def manifest_frame(manifest: Manifest) -> pd.DataFrame:
+    """The manifest as a table whose clip paths resolve from anywhere (a CSV's relative
+    ``clip_dir`` entries are made absolute against its folder)."""
+    if isinstance(manifest, pd.DataFrame):
+        return manifest.reset_index(drop=True)
+    frame = pd.read_csv(manifest)
+    base = Path(manifest).resolve().parent
+    frame["clip_dir"] = [str(base / d) for d in frame["clip_dir"]]
+    return frame
 
 
 def _limited(manifest: Manifest, limit: int | None) -> Manifest:

@@ -17,11 +17,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
-import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from avmodels.atomic import Rows
 from avmodels.data.dataset import require_clips
 from avmodels.registry import AUTOATTACK
 from avmodels.robustness.bpda import BPDA
@@ -82,14 +82,14 @@ def evaluate_autoattack(
     seed: int = 1234,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> Rows:
     """Accuracy (percent) clean and, per mode at budget ``eps``, under each attack and the worst.
 
     Returns ``COLUMNS`` rows: one ``clean`` row (attack ``clean``), then per mode one row per
     attack label of ``specs`` and one ``worst`` row; ``correct`` is the per-clip correctness in
-    the manifest's order (:func:`avmodels.study.evaluate.correctness_string`). Modes perturbing an
-    input the model does not read are left out. A manifest without clips raises
-    :class:`avmodels.data.dataset.EmptySplit`.
+    the manifest's order (:func:`avmodels.study.evaluate.correctness_string`); ``.frame()``
+    gives a DataFrame. Modes perturbing an input the model does not read are left out. A
+    manifest without clips raises :class:`avmodels.data.dataset.EmptySplit`.
     """
     require_clips(manifest, "test", dataset)
     settings = settings or EvalSettings()
@@ -134,9 +134,9 @@ def evaluate_autoattack(
                 "correct": correctness_string(correct),
             }
         )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return Rows(COLUMNS, rows)
 
 
-def failed_autoattack() -> pd.DataFrame:
+def failed_autoattack() -> Rows:
     """The scores of a job that failed: none (its table cells show as missing)."""
-    return pd.DataFrame(columns=COLUMNS)
+    return Rows(COLUMNS, [])

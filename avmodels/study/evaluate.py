@@ -18,13 +18,12 @@ import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
-from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from avmodels.atomic import Rows
 from avmodels.data.dataset import require_clips
 from avmodels.models.model import AVModel, visual_eps
 from avmodels.robustness.attacks import ATTACKS, FGSM, LossFn, build_attack, predict_sets
@@ -192,7 +191,7 @@ def evaluate(
     seed: int = 1234,
     device: str | torch.device | None = None,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> Rows:
     """Accuracy (percent) on clean inputs and under each attack mode at budget ``eps``.
 
     Arguments:
@@ -216,7 +215,8 @@ def evaluate(
     attacker was given (0 if unattacked). An ExFMem model adds ``SOLVER_COLUMNS``, the same
     in every row: over all sparse codings of the job (attack steps and scoring), the most
     solver iterations of one call and the largest and mean final relative duality gap of a
-    sample. A manifest without clips raises :class:`avmodels.data.dataset.EmptySplit`.
+    sample. The rows are :class:`avmodels.atomic.Rows` (``.frame()`` for a DataFrame). A
+    manifest without clips raises :class:`avmodels.data.dataset.EmptySplit`.
     """
     require_clips(manifest, "test", dataset)
     settings = settings or EvalSettings()
@@ -264,12 +264,13 @@ def evaluate(
         }
         for mode, budget in budgets.items()
     ]
-    frame = pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "correct"])
+    columns = [*EVAL_COLUMNS, "correct"]
     if isinstance(model, ExFMemModel):
         stats = model.solver_stats()
-        for column, key in SOLVER_COLUMNS.items():
-            frame[column] = stats[key]
-    return frame
+        solver = {column: stats[key] for column, key in SOLVER_COLUMNS.items()}
+        rows = [row | solver for row in rows]
+        columns += list(SOLVER_COLUMNS)
+    return Rows(columns, rows)
 
 
 def correctness_string(hits: Tensor) -> str:
@@ -282,20 +283,9 @@ def nominal_budgets(mode: str, eps: float) -> dict[str, float]:
     return {f"eps_{m}": float(eps) if m in ATTACKED[mode] else 0.0 for m in ("audio", "visual")}
 
 
-def manifest_frame(manifest: Manifest) -> pd.DataFrame:
-    """The manifest as a table whose clip paths resolve from anywhere (a CSV's relative
-    ``clip_dir`` entries are made absolute against its folder)."""
-    if isinstance(manifest, pd.DataFrame):
-        return manifest.reset_index(drop=True)
-    frame = pd.read_csv(manifest)
-    base = Path(manifest).resolve().parent
-    frame["clip_dir"] = [str(base / d) for d in frame["clip_dir"]]
-    return frame
-
-
 def failed_evaluation(
     dataset: str, model: str, defense: str, attack: str, eps: float, reason: str
-) -> pd.DataFrame:
+) -> Rows:
     """Evaluation rows that mark every mode as failed (accuracy NaN) with the reason."""
     rows = [
         {
@@ -314,4 +304,4 @@ def failed_evaluation(
         }
         for mode in MODES
     ]
-    return pd.DataFrame(rows, columns=[*EVAL_COLUMNS, "status"])
+    return Rows([*EVAL_COLUMNS, "status"], rows)

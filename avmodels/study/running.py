@@ -11,9 +11,9 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
@@ -23,7 +23,10 @@ from avmodels import devices
 from avmodels.data.dataset import AVDataset
 from avmodels.settings import AUDIO_SAMPLES, IMAGE_SIZE, RESIZE_SIZE, InputSettings
 
-Manifest = str | Path | pd.DataFrame
+if TYPE_CHECKING:
+    import pandas as pd
+
+Manifest: TypeAlias = "str | Path | pd.DataFrame"  # a manifest CSV or its rows
 
 
 def seed_everything(seed: int) -> None:
