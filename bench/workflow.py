@@ -325,20 +325,17 @@ def slurm_probe() -> dict:
     """(f) How long ``scontrol show config`` takes here, as the SLURM plugin runs it."""
     figure = "SLURM plugin's probe at each Snakemake start: `scontrol show config` wall s"
     if shutil.which("scontrol") is None:
-        return _row(figure, 0.0, case="no scontrol on PATH: the probe returns at once")
+        case = "no scontrol on PATH: the probe returns at once"
+        return _row(f"{figure} ({case})", 0.0, case=case)
     started = time.perf_counter()
     try:
-        answered = (
-            subprocess.run(
-                ["scontrol", "show", "config"], capture_output=True, timeout=10
-            ).returncode
-            == 0
-        )
+        command = ["scontrol", "show", "config"]
+        answered = subprocess.run(command, capture_output=True, timeout=10).returncode == 0
     except subprocess.TimeoutExpired:
         answered = False
     wall = time.perf_counter() - started
     case = "the controller answered" if answered else "no controller answered"
-    return _row(figure, round(wall, 2), case=case)
+    return _row(f"{figure} ({case})", round(wall, 2), case=case)
 
 
 def paper_dry_run(root: Path, reps: int) -> list[dict]:
